@@ -1,0 +1,106 @@
+"""HTTP request and response models of the images API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["GenerateImageRequest", "ImageResponse", "JobList", "JobResponse", "ReadyResponse"]
+
+
+class GenerateImageRequest(BaseModel):
+    """Body of ``POST /api/v2/images/generate`` and ``POST /api/v2/images/jobs``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "a red dragon over a ruined castle, fantasy art",
+                    "width": 256,
+                    "height": 256,
+                    "steps": 20,
+                    "seed": 42,
+                    "format": "png",
+                },
+                {"prompt": "portrait of a dwarf blacksmith", "size": "portrait", "scheduler": "dpmpp_2m_karras"},
+            ]
+        },
+    )
+
+    prompt: str = Field(..., min_length=1, max_length=2000, description="What to draw.")
+    negative_prompt: str | None = Field(
+        None, max_length=2000, description="What to avoid; a sensible default is used when omitted."
+    )
+    width: int | None = Field(None, description="Width in pixels, a multiple of 8.")
+    height: int | None = Field(None, description="Height in pixels, a multiple of 8.")
+    size: str | None = Field(None, description="A named size preset (square, portrait, landscape, ...).")
+    aspect_ratio: str | None = Field(
+        None, pattern=r"^\d+(\.\d+)?:\d+(\.\d+)?$", description="'W:H', fitted to the model's native area."
+    )
+    steps: int | None = Field(None, description="Denoising steps.")
+    guidance: float | None = Field(None, description="Classifier-free guidance scale.")
+    seed: int | None = Field(
+        None, ge=0, lt=2**63, description="Seed; the same request with the same seed gives the same image."
+    )
+    scheduler: str | None = Field(None, description="euler, euler_a, ddim, dpmpp_2m or dpmpp_2m_karras.")
+    format: Literal["png", "webp", "jpeg"] = Field("png", description="Encoding of the returned image.")
+
+
+class ReadyResponse(BaseModel):
+    """Body of ``GET /readyz`` when ready."""
+
+    status: Literal["ready"] = "ready"
+    model: str = Field(..., description="The generator's model.")
+    device: str = Field(..., description="Where it runs.")
+
+
+class JobResponse(BaseModel):
+    """A job, as ``POST /jobs`` and ``GET /jobs/{id}`` report it."""
+
+    id: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "dead"]
+    priority: int
+    progress: float = Field(..., description="0 to 1.")
+    step: int | None = Field(None, description="Denoising step reached.")
+    total: int | None = Field(None, description="Denoising steps in all.")
+    attempts: int
+    max_attempts: int
+    error: str | None
+    source: str
+    request_hash: str | None = Field(None, description="Canonical hash of the composed request (cache key).")
+    image_id: str | None = Field(None, description="The result image, once succeeded.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    deadline: datetime | None
+    links: dict[str, str] = Field(..., description="self, events, and (once succeeded) image, file and asset.")
+
+
+class JobList(BaseModel):
+    items: list[JobResponse]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
+
+
+class ImageResponse(BaseModel):
+    """An image's metadata."""
+
+    id: str
+    kind: str
+    prompt: str | None
+    negative_prompt: str | None
+    seed: int | None
+    settings: dict[str, Any]
+    theme_id: str | None
+    model: str | None
+    width: int
+    height: int
+    content_hash: str
+    format: str
+    parent_id: str | None
+    version: int
+    created_at: datetime
+    links: dict[str, str]

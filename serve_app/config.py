@@ -1,0 +1,225 @@
+"""Configuration: the app args of configs/serve.yaml, and secrets from the environment.
+
+One path: ``configs/serve.yaml`` → ``applications[].args`` → :class:`AppConfig` (pydantic, unknown keys
+rejected) → :func:`serve_app.app.build_app` binds each deployment with its own section. Per-deployment Ray
+options (replicas, ``num_gpus``, ``num_cpus``, ``max_ongoing_requests``) stay in the YAML ``deployments:``
+list. Paths and secrets come from the environment through :class:`Settings`, never from the YAML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serve_app.experimance.bridge import BridgeConfig
+
+__all__ = [
+    "AppConfig",
+    "CacheConfig",
+    "ComposerConfig",
+    "GeneratorConfig",
+    "IngressConfig",
+    "JobsConfig",
+    "Settings",
+    "SizePreset",
+    "ZmqBridgeSection",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratorConfig(_Section):
+    """The generator deployment: which model, where it runs, how it batches."""
+
+    model: str = Field(
+        "tiny",
+        description="'tiny' (built offline), 'env' (the path in LIMNER_SDXL_PATH), a diffusers folder or a "
+        "single-file .safetensors checkpoint.",
+    )
+    model_name: str | None = Field(None, description="Name reported in results; defaults to the model's.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'auto' uses CUDA when the replica sees a GPU, the CPU otherwise."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="'auto' is float16 on CUDA and float32 on the CPU."
+    )
+    controlnet: str | None = Field(
+        None, description="Depth ControlNet: 'tiny' (built offline), a local diffusers folder, or None for none."
+    )
+    attention: Literal["sdpa", "xformers"] = Field(
+        "sdpa", description="PyTorch scaled-dot-product attention, or xformers when installed (gpu extra)."
+    )
+    cpu_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="torch intra-op threads on the CPU. None keeps what Ray sets (num_cpus of the replica).",
+    )
+    max_batch_size: int = Field(4, ge=1, le=64, description="Most requests in one diffusers call.")
+    batch_wait_s: float = Field(
+        0.0,
+        ge=0.0,
+        le=5.0,
+        description="How long an idle replica waits for company before starting a lone request. 0 starts "
+        "at once; requests that arrive while it is busy are batched anyway.",
+    )
+    warmup_sizes: list[tuple[int, int]] = Field(
+        default_factory=lambda: [(64, 64)],
+        description="(width, height) sizes generated once at start-up, before the replica reports healthy.",
+    )
+    num_gpus_when_auto: float = Field(
+        1.0,
+        gt=0.0,
+        le=8.0,
+        description="GPU share a generator replica asks for when device is 'auto' and the cluster has GPUs "
+        "and the YAML gives no ray_actor_options of its own.",
+    )
+
+
+class SizePreset(_Section):
+    """A named output size."""
+
+    width: int = Field(..., description="Width in pixels, a multiple of 8.")
+    height: int = Field(..., description="Height in pixels, a multiple of 8.")
+
+
+class ComposerConfig(_Section):
+    """Defaults that turn a partial request into a full generation request."""
+
+    width: int = Field(1024, description="Default width when a request names no size.")
+    height: int = Field(1024, description="Default height when a request names no size.")
+    steps: int = Field(30, ge=1, le=150, description="Default denoising steps.")
+    guidance: float = Field(5.0, ge=0.0, le=30.0, description="Default guidance scale.")
+    scheduler: str = Field("euler", description="Default scheduler name.")
+    negative_prompt: str = Field(
+        "blurry, low quality, watermark, text, signature, jpeg artifacts, deformed",
+        description="Negative prompt used when a request gives none.",
+    )
+    base_pixels: int = Field(
+        1024 * 1024, description="Pixel budget an aspect ratio is fitted to (the model's native area)."
+    )
+    presets: dict[str, SizePreset] = Field(
+        default_factory=lambda: {
+            "square": SizePreset(width=1024, height=1024),
+            "portrait": SizePreset(width=832, height=1216),
+            "landscape": SizePreset(width=1216, height=832),
+            "wide": SizePreset(width=1344, height=768),
+            "tall": SizePreset(width=768, height=1344),
+        },
+        description="Named sizes a request can ask for with 'size'.",
+    )
+
+
+class IngressConfig(_Section):
+    """The HTTP ingress."""
+
+    ready_cache_s: float = Field(
+        5.0, ge=0.0, description="How long a successful readiness probe of the generator is trusted."
+    )
+
+
+class JobsConfig(_Section):
+    """Durable jobs: how the dispatcher claims, runs, retries and bounds them."""
+
+    lease_s: float = Field(30.0, gt=0, description="A claimed job's lease; a runner that dies loses it after this.")
+    heartbeat_s: float = Field(5.0, gt=0, description="How often a running job's lease is extended.")
+    poll_interval_s: float = Field(0.2, gt=0, description="How often the dispatcher looks for runnable jobs.")
+    max_concurrent: int = Field(
+        16, ge=1, description="Jobs running at once per dispatcher (about what the generator replicas take)."
+    )
+    max_queued: int = Field(1000, ge=1, description="Queued jobs beyond which new ones get 503 with Retry-After.")
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts before a transiently failing job is dead.")
+    backoff_base_s: float = Field(0.5, gt=0, description="First retry delay; doubles each attempt, full jitter.")
+    backoff_cap_s: float = Field(30.0, gt=0, description="Longest retry delay.")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503 when the queue is full.")
+    generate_timeout_s: float = Field(300.0, gt=0, description="How long POST /generate waits for its job.")
+    http_priority: int = Field(0, description="Priority of jobs from POST /jobs (higher runs first).")
+    generate_priority: int = Field(10, description="Priority of POST /generate, whose client is waiting.")
+
+
+class CacheConfig(_Section):
+    """Result cache and hot-asset byte cache."""
+
+    result_ttl_s: float | None = Field(None, description="How long a request hash maps to its image; None: forever.")
+    hot_asset_bytes: int = Field(64 * 2**20, ge=0, description="Byte bound of the hot-asset cache.")
+    hot_asset_max_item_bytes: int = Field(4 * 2**20, ge=0, description="Largest asset the hot cache keeps.")
+    warm: list[dict[str, object]] = Field(
+        default_factory=list,
+        description="Seeded generate requests (as POST /generate bodies) queued at start-up so they are cached.",
+    )
+
+
+class ZmqBridgeSection(BridgeConfig):
+    """The Experimance bridge: every :class:`BridgeConfig` setting, plus how bridge jobs are made."""
+
+    enabled: bool = Field(True, description="Run the bridge. Connecting does no harm while no core listens.")
+    output_dir: Path | None = Field(  # type: ignore[assignment]
+        None, description="Where images for the core are written; default: <LIMNER_DATA_DIR>/experimance."
+    )
+    max_render_side: int | None = Field(
+        None,
+        ge=64,
+        description="Generate at most this many pixels on the longer side, then resize to the requested size "
+        "(keeps the CPU profile inside the installation's timeout); None generates at the requested size.",
+    )
+    priority: int = Field(50, description="Job priority of bridge requests (HTTP jobs default to 0).")
+    depth_controlnet: bool = Field(
+        False,
+        description="Condition on depth maps with the generator's ControlNet (needs generator.controlnet) "
+        "instead of starting image-to-image from them.",
+    )
+    control_scale: float = Field(1.0, ge=0.0, le=2.0, description="ControlNet conditioning scale for depth maps.")
+
+    def bridge_config(self, data_dir: str) -> BridgeConfig:
+        """The plain :class:`BridgeConfig`, with the output directory resolved."""
+        fields = self.model_dump(
+            exclude={"enabled", "output_dir", "max_render_side", "priority", "depth_controlnet", "control_scale"}
+        )
+        output = self.output_dir or Path(data_dir).expanduser() / "experimance"
+        return BridgeConfig(**fields, output_dir=output)
+
+
+class AppConfig(_Section):
+    """The whole application: ``applications[].args`` of configs/serve.yaml."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="'auto' selects the GPU profile (cuda, float16) when the cluster has GPUs, the CPU "
+        "profile otherwise. Overrides generator.device unless that is set explicitly.",
+    )
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    composer: ComposerConfig = Field(default_factory=ComposerConfig)
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    zmq_bridge: ZmqBridgeSection | None = Field(None, description="The Experimance ZMQ bridge; None: not deployed.")
+
+    @model_validator(mode="after")
+    def _device_flows_down(self) -> AppConfig:
+        if self.generator.device == "auto" and self.device != "auto":
+            object.__setattr__(self, "generator", self.generator.model_copy(update={"device": self.device}))
+        return self
+
+
+class Settings(BaseSettings):
+    """Paths and secrets, read from ``LIMNER_*`` environment variables when the app is built."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMNER_", extra="ignore")
+
+    sdxl_path: str | None = Field(None, description="Local SDXL diffusers folder or .safetensors file.")
+    data_dir: str = Field(
+        "~/.local/share/limner",
+        description="Where the default SQLite database and asset folder live (LIMNER_DATA_DIR).",
+    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    redis_url: str | None = Field(None, description="Redis for the result cache and job events across replicas.")
+    store_url: str | None = Field(None, description="fsspec URL of the asset store; default: data_dir/assets.")
+    public_base_url: str | None = Field(None, description="CDN base URL used in asset links instead of /api/v2/assets.")
+    model_cache: str = Field(
+        "~/.cache/limner/models", description="Where the tiny model is built (LIMNER_MODEL_CACHE)."
+    )

@@ -1,0 +1,241 @@
+"""SQLAlchemy 2 models for limner's metadata database.
+
+The same models run on SQLite (the default, one file) and PostgreSQL (at scale), so every column uses a
+portable type: ``sqlalchemy.Uuid`` keys, ``JSON`` documents, string-backed enums (``native_enum=False``,
+so no PostgreSQL ``CREATE TYPE`` to migrate) and :class:`UTCDateTime`, which always hands back aware UTC
+datetimes whatever the driver returns.
+
+Tables:
+
+- ``images``: every stored image. A derived image (an upscale, an overlay render) is a new row whose
+  ``parent_id`` points at its source and whose ``version`` counts up from the source's.
+- ``themes`` and ``overlays``: defined now; their APIs come in later issues.
+- ``jobs``: every accepted request, durable before it is acknowledged (see ``serve_app.jobs``).
+- ``job_events``: the per-job event log that Server-Sent Events resume from (``Last-Event-ID`` is ``seq``).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Image",
+    "Job",
+    "JobEvent",
+    "JobSource",
+    "JobStatus",
+    "Overlay",
+    "Theme",
+    "UTCDateTime",
+    "utcnow",
+]
+
+# Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored as naive UTC text
+    (which sorts correctly) and read back as aware UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given; limner stores aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life. ``succeeded``, ``failed``, ``cancelled`` and ``dead`` are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether no further transition can happen."""
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobSource(enum.StrEnum):
+    """Which door a job came in through."""
+
+    HTTP = "http"
+    ZMQ = "zmq"
+
+
+def _str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared naming convention."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), uuid.UUID: Uuid()}
+
+
+class Theme(Base):
+    """A named visual style; ``parent_id`` lets a theme inherit and override another."""
+
+    __tablename__ = "themes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"), index=True)
+    style: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    variations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Image(Base):
+    """One stored image: its bytes live in the asset store under ``content_hash``."""
+
+    __tablename__ = "images"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(32))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    theme_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))
+    model: Mapped[str | None] = mapped_column(String(255))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The canonical hash of the request that generated it (None for uploads): how a re-run finds it.
+    request_hash: Mapped[str | None] = mapped_column(String(80), index=True)
+    format: Mapped[str] = mapped_column(String(16), default="png")
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+
+class Overlay(Base):
+    """A drawing specification applied on top of an image, and the image it rendered to."""
+
+    __tablename__ = "overlays"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    image_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Job(Base):
+    """A durable unit of work. See ``serve_app.jobs`` for the state machine."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # The claim query filters on status and next attempt time, then orders by priority.
+        Index("ix_jobs_claim", "status", "next_attempt_at", "priority"),
+        Index("ix_jobs_created", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[JobStatus] = mapped_column(_str_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    deadline: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_step: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    source: Mapped[JobSource] = mapped_column(_str_enum(JobSource, "job_source"), default=JobSource.HTTP)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last event sequence number handed out; bumping it row-locks the job, so seq is gap-free per job.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobEvent(Base):
+    """One entry of a job's event log; ``seq`` counts 1, 2, 3, ... per job."""
+
+    __tablename__ = "job_events"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,165 @@
+"""Image metadata: the rows that describe stored images, their versions and their soft deletion."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from serve_app.db import READ_ONLY, Image, make_session_factory, utcnow
+
+__all__ = ["ImageNotFound", "ImageRecord", "ImageRepository"]
+
+
+class ImageNotFound(LookupError):
+    """No (live) image has this id."""
+
+    def __init__(self, image_id: uuid.UUID | str) -> None:
+        super().__init__(image_id)
+        self.image_id = str(image_id)
+
+    def __str__(self) -> str:
+        return f"no image with id {self.image_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """A snapshot of an image row: plain data."""
+
+    id: uuid.UUID
+    kind: str
+    prompt: str | None
+    negative_prompt: str | None
+    seed: int | None
+    settings: dict[str, Any]
+    theme_id: uuid.UUID | None
+    model: str | None
+    width: int
+    height: int
+    content_hash: str
+    request_hash: str | None
+    format: str
+    parent_id: uuid.UUID | None
+    version: int
+    created_at: datetime
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Image) -> ImageRecord:
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            prompt=row.prompt,
+            negative_prompt=row.negative_prompt,
+            seed=row.seed,
+            settings=dict(row.settings or {}),
+            theme_id=row.theme_id,
+            model=row.model,
+            width=row.width,
+            height=row.height,
+            content_hash=row.content_hash,
+            request_hash=row.request_hash,
+            format=row.format,
+            parent_id=row.parent_id,
+            version=row.version,
+            created_at=row.created_at,
+            deleted_at=row.deleted_at,
+        )
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise ImageNotFound(value) from None
+
+
+class ImageRepository:
+    """Reads and writes image rows.
+
+    Args:
+        engine: The metadata database (migrated).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = make_session_factory(engine)
+
+    async def get_or_create(self, image: Image) -> ImageRecord:
+        """Returns the live image made by the same request (same request hash, same parent), or inserts ``image``.
+
+        A job that is run again (its runner died after storing the image but before finishing the job) finds
+        the row its first attempt wrote instead of adding a duplicate, even if it drew the pixels again.
+        """
+        async with self._sessions() as session, session.begin():
+            if image.request_hash is not None:
+                row = await self._by_request_hash(session, image.request_hash, image.parent_id)
+                if row is not None:
+                    return ImageRecord.from_row(row)
+            session.add(image)
+            await session.flush()
+            return ImageRecord.from_row(image)
+
+    async def find_by_request_hash(self, request_hash: str) -> ImageRecord | None:
+        """The live, underived image a request with this hash made, if any."""
+        async with self._sessions() as session:
+            await session.connection(execution_options=READ_ONLY)
+            row = await self._by_request_hash(session, request_hash, None)
+            return None if row is None else ImageRecord.from_row(row)
+
+    @staticmethod
+    async def _by_request_hash(session: Any, request_hash: str, parent_id: uuid.UUID | None) -> Image | None:
+        query = select(Image).where(
+            Image.request_hash == request_hash,
+            Image.deleted_at.is_(None),
+            Image.parent_id.is_(None) if parent_id is None else Image.parent_id == parent_id,
+        )
+        row: Image | None = (await session.scalars(query.order_by(Image.created_at).limit(1))).first()
+        return row
+
+    async def get(self, image_id: uuid.UUID | str, *, include_deleted: bool = False) -> ImageRecord:
+        """Returns the image; raises :class:`ImageNotFound` when absent or soft-deleted."""
+        async with self._sessions() as session:
+            await session.connection(execution_options=READ_ONLY)
+            row = await session.get(Image, _uuid(image_id))
+            if row is None or (row.deleted_at is not None and not include_deleted):
+                raise ImageNotFound(image_id)
+            return ImageRecord.from_row(row)
+
+    async def versions(self, image_id: uuid.UUID | str) -> list[ImageRecord]:
+        """The image's family: its root and every image derived from it, oldest version first."""
+        image = await self.get(image_id)
+        root = image
+        async with self._sessions() as session:
+            while root.parent_id is not None:
+                parent = await session.get(Image, root.parent_id)
+                if parent is None:
+                    break
+                root = ImageRecord.from_row(parent)
+            family = [root]
+            frontier = [root.id]
+            while frontier:
+                rows = (await session.scalars(select(Image).where(Image.parent_id.in_(frontier)))).all()
+                family += [ImageRecord.from_row(r) for r in rows]
+                frontier = [r.id for r in rows]
+        live = [r for r in family if r.deleted_at is None]
+        return sorted(live, key=lambda r: (r.version, r.created_at))
+
+    async def soft_delete(self, image_id: uuid.UUID | str) -> ImageRecord:
+        """Marks the image deleted (its bytes stay until garbage collection finds them unreferenced)."""
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Image, _uuid(image_id))
+            if row is None or row.deleted_at is not None:
+                raise ImageNotFound(image_id)
+            row.deleted_at = utcnow()
+            await session.flush()
+            return ImageRecord.from_row(row)
+
+    async def referenced_hashes(self) -> set[str]:
+        """Content hashes of every image row, deleted or not (the garbage collector keeps these)."""
+        async with self._sessions() as session:
+            await session.connection(execution_options=READ_ONLY)
+            return set((await session.scalars(select(Image.content_hash))).all())

@@ -1,0 +1,288 @@
+"""Durable jobs: the records, the store protocol and its exceptions.
+
+A job's life::
+
+    submit ──► queued ──claim──► running ──complete──► succeeded
+                 ▲  │              │ │ │
+                 │  │ cancel       │ │ └─fail(transient), attempts left──► queued (after a backoff)
+                 │  ▼              │ └───fail(transient), none left──────► dead
+                 │ cancelled ◄─────┤     fail(permanent)────────────────► failed
+                 │   (mark_cancelled, after cancel set cancel_requested)
+                 └── lease expired (the runner died): claimable again; dead if no attempts are left
+    queued past its deadline ──expire_deadlines──► failed ("deadline exceeded")
+
+Every transition appends an event to the job's log (gap-free ``seq`` per job) in the same transaction, and
+the store hands each committed event to an ``on_event`` hook (the event bus, in the service).
+
+Exceptions::
+
+    JobError
+    ├── JobNotFound           no job with that id (404)
+    ├── IdempotencyConflict   the idempotency key was used with a different request (409)
+    ├── LeaseLost             the caller no longer holds the job's lease (its result is discarded)
+    └── InvalidCursor         a list cursor that this store did not hand out (422)
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from serve_app.db.models import JobSource, JobStatus
+from serve_app.events.base import Event
+
+if TYPE_CHECKING:
+    from serve_app.db.models import Image, Job
+
+__all__ = [
+    "Clock",
+    "EventHook",
+    "IdempotencyConflict",
+    "InvalidCursor",
+    "JobError",
+    "JobNotFound",
+    "JobPage",
+    "JobRecord",
+    "JobStore",
+    "LeaseLost",
+    "canonical_hash",
+    "canonical_json",
+]
+
+#: Returns the current time as an aware UTC datetime; tests inject a fake.
+Clock = Callable[[], datetime]
+#: Called with each committed event, after its transaction commits.
+EventHook = Callable[[Event], Awaitable[None]]
+
+
+class JobError(Exception):
+    """Base class for job store failures."""
+
+
+class JobNotFound(JobError):
+    """No job has this id."""
+
+    def __init__(self, job_id: uuid.UUID | str) -> None:
+        super().__init__(job_id)
+        self.job_id = str(job_id)
+
+    def __str__(self) -> str:
+        return f"no job with id {self.job_id}"
+
+
+class IdempotencyConflict(JobError):
+    """The idempotency key already names a job made from a different request."""
+
+    def __init__(self, key: str, existing_job_id: uuid.UUID | str) -> None:
+        super().__init__(key, existing_job_id)
+        self.key = key
+        self.existing_job_id = str(existing_job_id)
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key!r} was already used for job {self.existing_job_id} with a different request"
+
+
+class LeaseLost(JobError):
+    """The caller does not hold the job's lease (it expired and was taken, or the job is finished)."""
+
+    def __init__(self, job_id: uuid.UUID | str, owner: str) -> None:
+        super().__init__(job_id, owner)
+        self.job_id = str(job_id)
+        self.owner = owner
+
+    def __str__(self) -> str:
+        return f"{self.owner} does not hold the lease on job {self.job_id}"
+
+
+class InvalidCursor(JobError, ValueError):
+    """A pagination cursor that was not produced by this store."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(cursor)
+        self.cursor = cursor
+
+    def __str__(self) -> str:
+        return f"invalid cursor {self.cursor!r:.80}"
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` so equal requests give equal text: sorted keys, no spaces, UTF-8 kept.
+
+    Raises:
+        TypeError: ``value`` holds something JSON cannot represent.
+        ValueError: ``value`` holds NaN or infinity.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_hash(value: Any) -> str:
+    """Return the sha256 hex digest of :func:`canonical_json` of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A snapshot of one job row: plain data, safe to pickle across deployment handles."""
+
+    id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    request_hash: str
+    status: JobStatus
+    priority: int
+    deadline: datetime | None
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    progress: float
+    progress_step: int | None
+    progress_total: int | None
+    error: str | None
+    result_image_id: uuid.UUID | None
+    source: JobSource
+    idempotency_key: str | None
+    cancel_requested: bool
+    last_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Job) -> JobRecord:
+        """Copy an ORM ``Job`` into a record."""
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            payload=dict(row.payload),
+            request_hash=row.request_hash,
+            status=JobStatus(row.status),
+            priority=row.priority,
+            deadline=row.deadline,
+            attempts=row.attempts,
+            max_attempts=row.max_attempts,
+            next_attempt_at=row.next_attempt_at,
+            lease_owner=row.lease_owner,
+            lease_expires_at=row.lease_expires_at,
+            progress=row.progress,
+            progress_step=row.progress_step,
+            progress_total=row.progress_total,
+            error=row.error,
+            result_image_id=row.result_image_id,
+            source=JobSource(row.source),
+            idempotency_key=row.idempotency_key,
+            cancel_requested=row.cancel_requested,
+            last_seq=row.event_seq,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            updated_at=row.updated_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of :meth:`JobStore.list`; pass ``next_cursor`` back for the next page (``None``: last)."""
+
+    items: list[JobRecord]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Durable job queue with leases. See the module docstring for the state machine."""
+
+    async def submit(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        priority: int = 0,
+        deadline: datetime | None = None,
+        max_attempts: int = 3,
+        source: JobSource | str = JobSource.HTTP,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> JobRecord:
+        """Record a new queued job and commit before returning."""
+        ...
+
+    async def get(self, job_id: uuid.UUID | str) -> JobRecord:
+        """Return the job, or raise :class:`JobNotFound`."""
+        ...
+
+    async def list(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Return jobs newest first, optionally of some statuses."""
+        ...
+
+    async def claim(self, owner: str, *, lease_s: float, limit: int = 1) -> builtins.list[JobRecord]:
+        """Lease up to ``limit`` runnable jobs to ``owner``."""
+        ...
+
+    async def heartbeat(self, job_id: uuid.UUID | str, owner: str, *, lease_s: float) -> JobRecord:
+        """Extend ``owner``'s lease on a running job."""
+        ...
+
+    async def progress(self, job_id: uuid.UUID | str, step: int, total: int, *, owner: str | None = None) -> bool:
+        """Record progress (throttled); return whether it was written."""
+        ...
+
+    async def complete(
+        self,
+        job_id: uuid.UUID | str,
+        owner: str,
+        image_id: uuid.UUID | str | None = None,
+        *,
+        image: Image | None = None,
+    ) -> JobRecord:
+        """Mark the job succeeded, exactly once, if ``owner`` still holds its lease."""
+        ...
+
+    async def fail(self, job_id: uuid.UUID | str, owner: str, error: str, *, transient: bool) -> JobRecord:
+        """Record a failure: retry later, or fail or die for good."""
+        ...
+
+    async def cancel(self, job_id: uuid.UUID | str) -> JobRecord:
+        """Cancel a queued job at once, or ask a running one to stop."""
+        ...
+
+    async def mark_cancelled(self, job_id: uuid.UUID | str, owner: str) -> JobRecord:
+        """A runner acknowledges ``cancel_requested`` and stops."""
+        ...
+
+    async def cancel_where(
+        self,
+        *,
+        source: JobSource | str | None = None,
+        statuses: Sequence[JobStatus | str] = (JobStatus.QUEUED,),
+    ) -> builtins.list[uuid.UUID]:
+        """Cancel every job from ``source`` in ``statuses`` (the bridge's ``clear_queue``)."""
+        ...
+
+    async def expire_deadlines(self, now: datetime | None = None) -> builtins.list[uuid.UUID]:
+        """Fail queued jobs whose deadline passed."""
+        ...
+
+    async def append_event(self, job_id: uuid.UUID | str, type: str, data: dict[str, Any]) -> Event:
+        """Append an event to the job's log."""
+        ...
+
+    async def events_since(
+        self, job_id: uuid.UUID | str, after_seq: int = 0, *, limit: int | None = None
+    ) -> builtins.list[Event]:
+        """Return the job's events with ``seq > after_seq``, oldest first."""
+        ...

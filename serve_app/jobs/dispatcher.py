@@ -1,0 +1,225 @@
+"""The dispatcher: claims runnable jobs and drives each through a handler, durably.
+
+One loop per ingress replica. It claims jobs (priority, then deadline, then age) up to ``max_concurrent`` at a
+time, runs each through the handler while a heartbeat keeps its lease alive, and records the outcome exactly
+once: succeeded, retried after a backoff (transient failures), failed (permanent ones), or cancelled. A
+runner that dies simply stops heartbeating; its jobs are claimed again when their leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from serve_app.db.models import JobStatus
+from serve_app.jobs.base import JobNotFound, JobRecord, LeaseLost
+from serve_app.jobs.sql import SqlJobStore
+
+__all__ = ["Dispatcher", "JobHandler", "PermanentJobError", "ProgressFn"]
+
+logger = logging.getLogger("ray.serve.limner.jobs")
+
+ProgressFn = Callable[[int, int], Awaitable[None]]
+JobHandler = Callable[[JobRecord, ProgressFn], Awaitable[str]]
+"""Runs one job; reports progress; returns the id of the result image."""
+
+
+class PermanentJobError(Exception):
+    """A failure that no retry can fix (bad input found late): the job fails at once."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Dispatcher:
+    """Claims and runs jobs.
+
+    Args:
+        store: The job store.
+        handler: Runs one job (see :data:`JobHandler`).
+        is_transient: Whether an exception from the handler is worth a retry.
+        lease_s: Lease of a claimed job.
+        heartbeat_s: How often a running job's lease is renewed (and a cancel request noticed).
+        poll_interval_s: How long the loop sleeps when there is nothing to claim.
+        max_concurrent: Most jobs running at once.
+        owner: This dispatcher's name on leases.
+    """
+
+    def __init__(
+        self,
+        store: SqlJobStore,
+        handler: JobHandler,
+        *,
+        is_transient: Callable[[BaseException], bool],
+        lease_s: float = 30.0,
+        heartbeat_s: float = 5.0,
+        poll_interval_s: float = 0.2,
+        max_concurrent: int = 16,
+        owner: str | None = None,
+    ) -> None:
+        self._store = store
+        self._handler = handler
+        self._is_transient = is_transient
+        self._lease_s = lease_s
+        self._heartbeat_s = min(heartbeat_s, lease_s / 3)
+        self._poll_s = poll_interval_s
+        self._max_concurrent = max_concurrent
+        self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._cancel_requested: set[uuid.UUID] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._queued = 0
+        self._counted_at = 0.0
+
+    @property
+    def queued_estimate(self) -> int:
+        """Queued jobs as of the last count (refreshed about once a second)."""
+        return self._queued
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        """Starts the claim loop on the running event loop."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="limner-dispatcher")
+
+    async def stop(self) -> None:
+        """Stops claiming; running jobs are abandoned to lease expiry (another runner will take them)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for task in list(self._running.values()):
+            task.cancel()
+        if self._running:
+            # Bounded: a shutdown never hangs on a job; an unfinished one comes back when its lease expires.
+            await asyncio.wait(list(self._running.values()), timeout=10)
+
+    def admit(self, max_queued: int) -> bool:
+        """Takes a place in the queue for a job about to be submitted; False when the queue is full.
+
+        Counted at once, before the submit's first await, so a burst of concurrent submits cannot all pass
+        the check before any of them is counted. Give the place back with :meth:`release` if the submit fails.
+        """
+        if self._queued >= max_queued:
+            return False
+        self._queued += 1
+        return True
+
+    def release(self) -> None:
+        """Gives back a place taken by :meth:`admit` for a job that was not submitted after all."""
+        self._queued = max(0, self._queued - 1)
+
+    def wake(self) -> None:
+        """A job was just submitted: look now rather than at the next poll."""
+        self._wake.set()
+
+    def cancel_running(self, job_id: uuid.UUID) -> bool:
+        """Stops a job this dispatcher runs (its cancel was requested); False if it runs elsewhere."""
+        task = self._running.get(job_id)
+        if task is None:
+            return False
+        self._cancel_requested.add(job_id)
+        task.cancel()
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database blipped: log and keep going
+                logger.exception("dispatcher tick failed")
+                await asyncio.sleep(1.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._counted_at > 1.0:
+            expired = await self._store.expire_deadlines()
+            if expired:
+                logger.info("%d queued jobs passed their deadline", len(expired))
+            counts = await self._store.counts()
+            self._queued = counts.get(JobStatus.QUEUED, 0)
+            self._counted_at = now
+        free = self._max_concurrent - len(self._running)
+        while free > 0:
+            claimed = await self._store.claim(self.owner, lease_s=self._lease_s, limit=free)
+            for job in claimed:
+                self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
+            free -= len(claimed)
+            if len(claimed) == 0:
+                break
+
+    async def _run(self, job: JobRecord) -> None:
+        work = asyncio.ensure_future(self._handler(job, self._progress_fn(job)))
+        beat = asyncio.ensure_future(self._heartbeat(job, work))
+        try:
+            try:
+                image_id = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                work.cancel()
+                with contextlib.suppress(BaseException):
+                    await work
+                if job.id in self._cancel_requested:
+                    await self._store.mark_cancelled(job.id, self.owner)
+                    logger.info("job %s cancelled", job.id)
+                    return
+                raise
+            except PermanentJobError as exc:
+                await self._store.fail(job.id, self.owner, str(exc), transient=False)
+                return
+            except Exception as exc:
+                transient = self._is_transient(exc)
+                logger.warning("job %s attempt %d failed (%s): %s", job.id, job.attempts, type(exc).__name__, exc)
+                await self._store.fail(job.id, self.owner, f"{type(exc).__name__}: {exc}"[:2000], transient=transient)
+                return
+            await self._store.complete(job.id, self.owner, image_id)
+        except LeaseLost:
+            logger.warning("job %s: lease lost; another runner owns it now", job.id)
+        except JobNotFound:
+            logger.warning("job %s vanished", job.id)
+        finally:
+            beat.cancel()
+            self._running.pop(job.id, None)
+            self._cancel_requested.discard(job.id)
+            self._wake.set()
+
+    async def _heartbeat(self, job: JobRecord, work: asyncio.Future[Any]) -> None:
+        while not work.done():
+            await asyncio.sleep(self._heartbeat_s)
+            try:
+                record = await self._store.heartbeat(job.id, self.owner, lease_s=self._lease_s)
+            except (LeaseLost, JobNotFound):
+                work.cancel()
+                return
+            except Exception:
+                logger.exception("heartbeat of job %s failed", job.id)
+                continue
+            if record.cancel_requested:
+                self.cancel_running(job.id)
+                return
+
+    def _progress_fn(self, job: JobRecord) -> ProgressFn:
+        async def progress(step: int, total: int) -> None:
+            try:
+                await self._store.progress(job.id, step, total, owner=self.owner)
+            except (LeaseLost, JobNotFound):
+                pass
+
+        return progress

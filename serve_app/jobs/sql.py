@@ -1,0 +1,736 @@
+"""The job store on the metadata database: SQLite by default, PostgreSQL at scale.
+
+One code path serves both. Every write is one short transaction that first locks the rows it changes:
+
+- on PostgreSQL with ``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` when claiming, so concurrent dispatchers
+  each take different jobs instead of queueing behind one another);
+- on SQLite the engine begins every write transaction with ``BEGIN IMMEDIATE`` (see
+  :mod:`serve_app.db.engine`), so the whole read-then-write runs under the single writer lock and
+  ``FOR UPDATE`` (which SQLite does not have) is simply left out of the SQL.
+
+Time comes from an injectable clock and is written from Python, never from the database's ``now()``, so
+tests can move time and both databases compare the same values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from serve_app.db.engine import READ_ONLY, make_session_factory
+from serve_app.db.models import Image, Job, JobEvent, JobSource, JobStatus, utcnow
+from serve_app.events.base import Event
+from serve_app.jobs.backoff import Backoff
+from serve_app.jobs.base import (
+    Clock,
+    EventHook,
+    IdempotencyConflict,
+    InvalidCursor,
+    JobNotFound,
+    JobPage,
+    JobRecord,
+    LeaseLost,
+    canonical_hash,
+    canonical_json,
+)
+
+__all__ = ["DEADLINE_EXCEEDED", "TERMINAL_EVENTS", "SqlJobStore"]
+
+_log = logging.getLogger(__name__)
+
+#: The error recorded on a job that was not started before its deadline.
+DEADLINE_EXCEEDED = "deadline exceeded"
+#: Event types after which a job's stream ends.
+TERMINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError as exc:
+        # A malformed id names no job: callers answer 404 for both.
+        raise JobNotFound(job_id) from exc
+
+
+def _statuses(value: JobStatus | str | Sequence[JobStatus | str]) -> list[JobStatus]:
+    if isinstance(value, str):
+        return [JobStatus(value)]
+    return [JobStatus(v) for v in value]
+
+
+def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), job_id.hex], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, hex_id = json.loads(raw)
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return at, uuid.UUID(hex_id)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise InvalidCursor(cursor) from exc
+
+
+class SqlJobStore:
+    """Durable job queue with leases, retries, cancellation, deadlines and an event log.
+
+    Args:
+        engine: From :func:`serve_app.db.make_engine`, on a migrated database.
+        clock: Returns "now" (aware UTC); tests pass a controllable one.
+        backoff: Delay policy for transient failures.
+        progress_interval_s: Write progress for one job at most this often (the final step always).
+        on_event: Awaited with each committed event (publish it on the event bus). Its failures are logged
+            and swallowed: the event is already in the log, where subscribers can catch up.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = utcnow,
+        backoff: Backoff | None = None,
+        progress_interval_s: float = 0.25,
+        on_event: EventHook | None = None,
+    ) -> None:
+        if progress_interval_s < 0:
+            raise ValueError(f"progress_interval_s must be >= 0, got {progress_interval_s}")
+        self._engine = engine
+        self._sessions = make_session_factory(engine)
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._progress_interval = timedelta(seconds=progress_interval_s)
+        self._on_event = on_event
+        self._last_progress: dict[uuid.UUID, datetime] = {}
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine this store writes through."""
+        return self._engine
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _tx(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            if read_only:
+                await session.connection(execution_options=READ_ONLY)
+            yield session
+
+    async def _emit(self, events: Sequence[Event]) -> None:
+        if self._on_event is None:
+            return
+        for event in events:
+            try:
+                await self._on_event(event)
+            except Exception:
+                # The event is committed to the log already; a subscriber that missed it resumes from there.
+                _log.exception("publishing %s event for job %s failed", event.type, event.job_id)
+
+    def _append(self, session: AsyncSession, job: Job, type: str, data: dict[str, Any], now: datetime) -> Event:
+        # The caller holds the job row lock, so bumping event_seq hands out gap-free, unique numbers.
+        job.event_seq += 1
+        session.add(JobEvent(job_id=job.id, seq=job.event_seq, type=type, data=data, created_at=now))
+        return Event(job_id=str(job.id), type=type, data=data, seq=job.event_seq, created_at=now)
+
+    async def _locked(self, session: AsyncSession, job_id: uuid.UUID) -> Job:
+        job = (await session.execute(select(Job).where(Job.id == job_id).with_for_update())).scalar_one_or_none()
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    @staticmethod
+    def _holds(job: Job, owner: str, now: datetime) -> bool:
+        return (
+            job.status == JobStatus.RUNNING
+            and job.lease_owner == owner
+            and job.lease_expires_at is not None
+            and job.lease_expires_at >= now
+        )
+
+    def _finish(self, job: Job, status: JobStatus, now: datetime, error: str | None = None) -> None:
+        job.status = status
+        job.finished_at = now
+        job.updated_at = now
+        job.lease_expires_at = None
+        if error is not None:
+            job.error = error
+        self._last_progress.pop(job.id, None)
+
+    # -- accept ---------------------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        priority: int = 0,
+        deadline: datetime | None = None,
+        max_attempts: int = 3,
+        source: JobSource | str = JobSource.HTTP,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> JobRecord:
+        """Record a new queued job; it is committed when this returns.
+
+        Args:
+            kind: What to make (``image``, ``map``, ``portrait``...).
+            payload: The validated request, JSON-serialisable.
+            priority: Higher runs first.
+            deadline: Fail the job if it has not started by then (aware datetime).
+            max_attempts: Attempts before a transiently failing job is ``dead``.
+            source: ``http`` or ``zmq``.
+            idempotency_key: A client-chosen key: the same key with the same request returns the first
+                job; with a different request it raises :class:`IdempotencyConflict`.
+            request_hash: The canonical request hash (cache key); by default the hash of kind and payload.
+
+        Returns:
+            The new job, or the existing one for a repeated idempotency key.
+
+        Raises:
+            IdempotencyConflict: The key was used for a different request.
+            ValueError: An argument is out of range, or the payload is not JSON.
+        """
+        if not kind:
+            raise ValueError("kind must be a non-empty string")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if deadline is not None and deadline.tzinfo is None:
+            raise ValueError(f"deadline must be timezone-aware, got {deadline!r}")
+        try:
+            canonical_json(payload)
+        except TypeError as exc:
+            raise ValueError(f"payload is not JSON-serialisable: {exc}") from exc
+        digest = request_hash or canonical_hash({"kind": kind, "payload": payload})
+        source = JobSource(source)
+
+        # A repeated idempotency key is found by the unique index on insert, not by a lookup first: the
+        # common case (a new key) then costs one transaction instead of two.
+        now = self._clock()
+        try:
+            async with self._tx() as session:
+                job = Job(
+                    id=uuid.uuid4(),
+                    kind=kind,
+                    payload=payload,
+                    request_hash=digest,
+                    status=JobStatus.QUEUED,
+                    priority=priority,
+                    deadline=deadline,
+                    attempts=0,
+                    max_attempts=max_attempts,
+                    next_attempt_at=now,
+                    progress=0.0,
+                    source=source,
+                    idempotency_key=idempotency_key,
+                    cancel_requested=False,
+                    event_seq=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(job)
+                event = self._append(session, job, "queued", {"kind": kind, "priority": priority}, now)
+                await session.flush()
+                record = JobRecord.from_row(job)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # The key was used before (or by a concurrent submit): answer with that job.
+            existing = await self._by_idempotency_key(idempotency_key)
+            if existing is None:
+                raise
+            return self._replay(existing, idempotency_key, digest)
+        await self._emit([event])
+        return record
+
+    async def _by_idempotency_key(self, key: str) -> JobRecord | None:
+        async with self._tx(read_only=True) as session:
+            job = (await session.execute(select(Job).where(Job.idempotency_key == key))).scalar_one_or_none()
+            return None if job is None else JobRecord.from_row(job)
+
+    @staticmethod
+    def _replay(existing: JobRecord, key: str, digest: str) -> JobRecord:
+        if existing.request_hash != digest:
+            raise IdempotencyConflict(key, existing.id)
+        return existing
+
+    # -- read -----------------------------------------------------------------------------------------------
+
+    async def get(self, job_id: uuid.UUID | str) -> JobRecord:
+        """Return the job.
+
+        Raises:
+            JobNotFound: No such job (or a malformed id).
+        """
+        jid = _as_uuid(job_id)
+        async with self._tx(read_only=True) as session:
+            job = await session.get(Job, jid)
+            if job is None:
+                raise JobNotFound(jid)
+            return JobRecord.from_row(job)
+
+    async def list(
+        self,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Return jobs newest first.
+
+        Args:
+            status: Only jobs in this status (or these statuses).
+            limit: Page size, 1 to 1000.
+            cursor: ``next_cursor`` from the previous page.
+
+        Returns:
+            The page; its ``next_cursor`` is ``None`` on the last page.
+
+        Raises:
+            InvalidCursor: ``cursor`` was not made by this store.
+            ValueError: ``limit`` is out of range or ``status`` unknown.
+        """
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be between 1 and 1000, got {limit}")
+        query = select(Job)
+        if status is not None:
+            query = query.where(Job.status.in_(_statuses(status)))
+        if cursor is not None:
+            at, jid = _decode_cursor(cursor)
+            query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < jid)))
+        query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        async with self._tx(read_only=True) as session:
+            rows = list((await session.execute(query)).scalars())
+            items = [JobRecord.from_row(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = _encode_cursor(last.created_at, last.id)
+        return JobPage(items=items, next_cursor=next_cursor)
+
+    async def counts(self) -> dict[JobStatus, int]:
+        """Return how many jobs are in each status (every status present, zero included)."""
+        async with self._tx(read_only=True) as session:
+            rows = (await session.execute(select(Job.status, func.count()).group_by(Job.status))).all()
+        counts = dict.fromkeys(JobStatus, 0)
+        for status, count in rows:
+            counts[JobStatus(status)] = int(count)
+        return counts
+
+    # -- dispatch -------------------------------------------------------------------------------------------
+
+    async def claim(self, owner: str, *, lease_s: float, limit: int = 1) -> builtins.list[JobRecord]:
+        """Lease up to ``limit`` runnable jobs to ``owner``.
+
+        Runnable: queued jobs whose ``next_attempt_at`` has come and whose deadline has not passed, and
+        running jobs whose lease expired (their runner died), taken by priority (highest first), then
+        deadline (soonest first, none last), then age. Each claim counts an attempt. In the same
+        transaction, expired jobs that cannot run again are settled: ``cancelled`` if a cancel was asked,
+        ``dead`` if no attempts are left.
+
+        Args:
+            owner: Identifies the dispatcher (host, process, random suffix); the lease is theirs.
+            lease_s: Seconds until the lease expires unless :meth:`heartbeat` extends it.
+            limit: Most jobs to take.
+
+        Returns:
+            The claimed jobs, now ``running``, in claim order.
+        """
+        if not owner:
+            raise ValueError("owner must be a non-empty string")
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be > 0, got {lease_s}")
+        if limit < 1:
+            return []
+        now = self._clock()
+        events: list[Event] = []
+        claimed: list[JobRecord] = []
+        async with self._tx() as session:
+            expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+            reap = (
+                select(Job)
+                .where(expired, or_(Job.cancel_requested.is_(True), Job.attempts >= Job.max_attempts))
+                .with_for_update(skip_locked=True)
+            )
+            for job in (await session.execute(reap)).scalars():
+                if job.cancel_requested:
+                    self._finish(job, JobStatus.CANCELLED, now)
+                    events.append(self._append(session, job, "cancelled", {"reason": "lease expired"}, now))
+                else:
+                    error = f"lease expired on attempt {job.attempts} of {job.max_attempts}"
+                    self._finish(job, JobStatus.DEAD, now, error)
+                    data = {"status": JobStatus.DEAD.value, "error": error}
+                    events.append(self._append(session, job, "failed", data, now))
+
+            runnable = or_(
+                and_(
+                    Job.status == JobStatus.QUEUED,
+                    Job.next_attempt_at <= now,
+                    or_(Job.deadline.is_(None), Job.deadline > now),
+                ),
+                and_(
+                    expired,
+                    Job.attempts < Job.max_attempts,
+                    Job.cancel_requested.is_(False),
+                ),
+            )
+            query = (
+                select(Job)
+                .where(runnable)
+                .order_by(
+                    Job.priority.desc(),
+                    Job.deadline.asc().nulls_last(),
+                    Job.created_at.asc(),
+                    Job.id.asc(),
+                )
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            for job in (await session.execute(query)).scalars():
+                reclaimed = job.status == JobStatus.RUNNING
+                job.status = JobStatus.RUNNING
+                job.attempts += 1
+                job.lease_owner = owner
+                job.lease_expires_at = now + timedelta(seconds=lease_s)
+                job.started_at = job.started_at or now
+                job.updated_at = now
+                started: dict[str, Any] = {
+                    "attempt": job.attempts,
+                    "max_attempts": job.max_attempts,
+                    "reclaimed": reclaimed,
+                }
+                events.append(self._append(session, job, "started", started, now))
+                claimed.append(JobRecord.from_row(job))
+        await self._emit(events)
+        return claimed
+
+    async def heartbeat(self, job_id: uuid.UUID | str, owner: str, *, lease_s: float) -> JobRecord:
+        """Extend ``owner``'s lease to ``lease_s`` seconds from now.
+
+        Returns:
+            The job (check ``cancel_requested`` to learn of a cancel).
+
+        Raises:
+            LeaseLost: ``owner`` does not hold a live lease on the job.
+            JobNotFound: No such job.
+        """
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be > 0, got {lease_s}")
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            if not self._holds(job, owner, now):
+                raise LeaseLost(jid, owner)
+            job.lease_expires_at = now + timedelta(seconds=lease_s)
+            job.updated_at = now
+            return JobRecord.from_row(job)
+
+    async def progress(self, job_id: uuid.UUID | str, step: int, total: int, *, owner: str | None = None) -> bool:
+        """Record that ``step`` of ``total`` is done, at most once per ``progress_interval_s`` per job.
+
+        The final step (``step == total``) is always written. A written step is also a ``progress`` event.
+
+        Args:
+            job_id: The running job.
+            step: Steps done, 0 to ``total``.
+            total: Steps in all, at least 1.
+            owner: When given, the write also checks that ``owner`` holds the lease.
+
+        Returns:
+            Whether the step was written (``False``: throttled, or the job is no longer running).
+
+        Raises:
+            LeaseLost: ``owner`` was given and does not hold the lease.
+            ValueError: ``step`` or ``total`` is out of range.
+        """
+        if total < 1 or not 0 <= step <= total:
+            raise ValueError(f"progress needs 0 <= step <= total and total >= 1, got step={step} total={total}")
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        last = self._last_progress.get(jid)
+        if step < total and last is not None and now - last < self._progress_interval:
+            return False
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            if owner is not None and not self._holds(job, owner, now):
+                raise LeaseLost(jid, owner)
+            if job.status != JobStatus.RUNNING:
+                return False
+            job.progress = step / total
+            job.progress_step = step
+            job.progress_total = total
+            job.updated_at = now
+            event = self._append(session, job, "progress", {"step": step, "total": total}, now)
+        self._last_progress[jid] = now
+        await self._emit([event])
+        return True
+
+    async def complete(
+        self,
+        job_id: uuid.UUID | str,
+        owner: str,
+        image_id: uuid.UUID | str | None = None,
+        *,
+        image: Image | None = None,
+    ) -> JobRecord:
+        """Mark the job ``succeeded``, if ``owner`` still holds its lease.
+
+        Exactly once: of two runners that both think they own a job (one's lease expired and the job was
+        claimed again), only the lease holder's result is recorded; the other gets :class:`LeaseLost`.
+
+        Args:
+            job_id: The job.
+            owner: The claimant.
+            image_id: The result image, already stored.
+            image: Alternatively, a new ``Image`` row to insert in the same transaction, so a runner that
+                loses its lease leaves no orphan row behind.
+
+        Returns:
+            The finished job.
+
+        Raises:
+            LeaseLost: ``owner`` does not hold a live lease on the job.
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            if not self._holds(job, owner, now):
+                raise LeaseLost(jid, owner)
+            if image is not None:
+                session.add(image)
+                await session.flush()
+                image_id = image.id
+            result = None if image_id is None else _as_uuid(image_id)
+            job.result_image_id = result
+            job.progress = 1.0
+            job.error = None
+            self._finish(job, JobStatus.SUCCEEDED, now)
+            data = {"image_id": None if result is None else str(result), "attempt": job.attempts}
+            event = self._append(session, job, "succeeded", data, now)
+            await session.flush()
+            record = JobRecord.from_row(job)
+        await self._emit([event])
+        return record
+
+    async def fail(self, job_id: uuid.UUID | str, owner: str, error: str, *, transient: bool) -> JobRecord:
+        """Record a failed attempt.
+
+        A transient failure (replica died, timeout, overload) goes back to ``queued`` after a backoff, or
+        to ``dead`` when its attempts are used up; a permanent one (bad input found late) is ``failed`` at
+        once. A job whose cancel was requested ends ``cancelled`` either way.
+
+        Args:
+            job_id: The job.
+            owner: The claimant.
+            error: What went wrong, for the client.
+            transient: Whether another attempt could succeed.
+
+        Returns:
+            The job after the transition.
+
+        Raises:
+            LeaseLost: ``owner`` does not hold a live lease on the job.
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            if not self._holds(job, owner, now):
+                raise LeaseLost(jid, owner)
+            if job.cancel_requested:
+                self._finish(job, JobStatus.CANCELLED, now, error)
+                event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
+            elif not transient:
+                self._finish(job, JobStatus.FAILED, now, error)
+                data = {"status": JobStatus.FAILED.value, "error": error, "attempt": job.attempts}
+                event = self._append(session, job, "failed", data, now)
+            elif job.attempts >= job.max_attempts:
+                self._finish(job, JobStatus.DEAD, now, error)
+                data = {"status": JobStatus.DEAD.value, "error": error, "attempt": job.attempts}
+                event = self._append(session, job, "failed", data, now)
+            else:
+                delay = self._backoff.delay(job.attempts)
+                job.status = JobStatus.QUEUED
+                job.error = error
+                job.lease_expires_at = None
+                job.next_attempt_at = now + timedelta(seconds=delay)
+                job.updated_at = now
+                data = {
+                    "error": error,
+                    "attempt": job.attempts,
+                    "next_attempt_at": job.next_attempt_at.isoformat(),
+                }
+                event = self._append(session, job, "retrying", data, now)
+            record = JobRecord.from_row(job)
+        await self._emit([event])
+        return record
+
+    # -- cancel and expire ----------------------------------------------------------------------------------
+
+    def _cancel_one(self, session: AsyncSession, job: Job, now: datetime, reason: str) -> Event | None:
+        if job.status == JobStatus.QUEUED:
+            self._finish(job, JobStatus.CANCELLED, now)
+            return self._append(session, job, "cancelled", {"reason": reason}, now)
+        if job.status == JobStatus.RUNNING and not job.cancel_requested:
+            job.cancel_requested = True
+            job.updated_at = now
+            return self._append(session, job, "cancel_requested", {"reason": reason}, now)
+        return None
+
+    async def cancel(self, job_id: uuid.UUID | str) -> JobRecord:
+        """Cancel a job: a queued one at once; a running one is asked to stop (``cancel_requested``).
+
+        The runner learns of the request from the ``cancel_requested`` event or from :meth:`heartbeat`,
+        stops at its next step and calls :meth:`mark_cancelled`. Finished jobs are left as they are.
+
+        Returns:
+            The job after the request.
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            event = self._cancel_one(session, job, now, "cancelled by request")
+            record = JobRecord.from_row(job)
+        await self._emit([event] if event else [])
+        return record
+
+    async def mark_cancelled(self, job_id: uuid.UUID | str, owner: str) -> JobRecord:
+        """The runner stopped a job whose cancel was requested; record it ``cancelled``.
+
+        Raises:
+            LeaseLost: ``owner`` does not hold a live lease on the job.
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            if not self._holds(job, owner, now):
+                raise LeaseLost(jid, owner)
+            self._finish(job, JobStatus.CANCELLED, now)
+            event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
+            record = JobRecord.from_row(job)
+        await self._emit([event])
+        return record
+
+    async def cancel_where(
+        self,
+        *,
+        source: JobSource | str | None = None,
+        statuses: Sequence[JobStatus | str] = (JobStatus.QUEUED,),
+    ) -> builtins.list[uuid.UUID]:
+        """Cancel every job from ``source`` (any source if ``None``) whose status is in ``statuses``.
+
+        Queued jobs end ``cancelled`` at once; running ones (if ``running`` is listed) get
+        ``cancel_requested``. This is the ZMQ bridge's ``clear_queue``.
+
+        Returns:
+            The ids of the jobs that were cancelled or asked to cancel.
+        """
+        wanted = [s for s in _statuses(statuses) if s in (JobStatus.QUEUED, JobStatus.RUNNING)]
+        if not wanted:
+            return []
+        now = self._clock()
+        query = select(Job).where(Job.status.in_(wanted))
+        if source is not None:
+            query = query.where(Job.source == JobSource(source))
+        events: list[Event] = []
+        async with self._tx() as session:
+            for job in (await session.execute(query.with_for_update())).scalars():
+                event = self._cancel_one(session, job, now, "queue cleared")
+                if event is not None:
+                    events.append(event)
+        await self._emit(events)
+        return [uuid.UUID(e.job_id) for e in events]
+
+    async def expire_deadlines(self, now: datetime | None = None) -> builtins.list[uuid.UUID]:
+        """Fail every queued job whose deadline is at or before ``now`` ("deadline exceeded").
+
+        Args:
+            now: The time to judge by; the store's clock by default.
+
+        Returns:
+            The ids of the jobs failed.
+        """
+        now = now or self._clock()
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.deadline.is_not(None), Job.deadline <= now)
+            .with_for_update(skip_locked=True)
+        )
+        events: list[Event] = []
+        async with self._tx() as session:
+            for job in (await session.execute(query)).scalars():
+                self._finish(job, JobStatus.FAILED, now, DEADLINE_EXCEEDED)
+                data = {"status": JobStatus.FAILED.value, "error": DEADLINE_EXCEEDED}
+                events.append(self._append(session, job, "failed", data, now))
+        await self._emit(events)
+        return [uuid.UUID(e.job_id) for e in events]
+
+    # -- event log ------------------------------------------------------------------------------------------
+
+    async def append_event(self, job_id: uuid.UUID | str, type: str, data: dict[str, Any]) -> Event:
+        """Append a custom event (a stage change, say) to the job's log and publish it.
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            event = self._append(session, job, type, data, now)
+        await self._emit([event])
+        return event
+
+    async def events_since(
+        self, job_id: uuid.UUID | str, after_seq: int = 0, *, limit: int | None = None
+    ) -> builtins.list[Event]:
+        """Return the job's logged events with ``seq > after_seq``, oldest first (SSE resume).
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        query = select(JobEvent).where(JobEvent.job_id == jid, JobEvent.seq > after_seq).order_by(JobEvent.seq.asc())
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._tx(read_only=True) as session:
+            if await session.get(Job, jid) is None:
+                raise JobNotFound(jid)
+            rows = list((await session.execute(query)).scalars())
+        return [
+            Event(
+                job_id=str(row.job_id),
+                type=row.type,
+                data=dict(row.data),
+                seq=row.seq,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]

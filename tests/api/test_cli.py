@@ -1,0 +1,42 @@
+"""``python -m serve_app.cli gc`` against a real SQLite database and asset folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from serve_app.cli import collect_garbage
+from serve_app.config import AppConfig, Settings
+from serve_app.db import Image
+from serve_app.images import ImageRepository
+from serve_app.services import open_services
+
+
+def test_gc_removes_only_old_unreferenced_blobs(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path))
+
+    async def scenario() -> tuple[str, str, str]:
+        services = await open_services(AppConfig(), settings)
+        try:
+            kept = await services.store.put(b"referenced", "png")
+            orphan = await services.store.put(b"orphan", "png")
+            fresh = await services.store.put(b"just written by a running job", "png")
+            await ImageRepository(services.engine).get_or_create(
+                Image(kind="image", width=8, height=8, content_hash=kept, format="png", settings={})
+            )
+            old = time.time() - 7200
+            for sha in (kept, orphan):
+                os.utime(services.store.path(sha, "png"), (old, old))  # type: ignore[attr-defined]
+            return kept, orphan, fresh
+        finally:
+            await services.aclose()
+
+    kept, orphan, fresh = asyncio.run(scenario())
+    dry = asyncio.run(collect_garbage(settings, older_than_s=3600, dry_run=True))
+    assert dry["removed"] == 1
+    report = asyncio.run(collect_garbage(settings, older_than_s=3600, dry_run=False))
+    assert report["removed"] == 1 and report["kept_referenced"] == 1 and report["kept_recent"] == 1
+    names = {p.stem for p in (tmp_path / "assets").rglob("*.png")}
+    assert names == {kept, fresh} and orphan not in names
