@@ -148,23 +148,36 @@ class Generator:
         self._pipeline.check(composed.request)
         return await self._batcher.submit(composed)
 
-    async def generate_stream(self, composed: ComposedRequest) -> AsyncIterator[dict[str, Any]]:
-        """Like :meth:`generate`, streaming ``{"type": "progress", "step", "total"}`` after every denoising
-        step, then ``{"type": "image", "image": GeneratedImage}``. Call through a handle with
+    async def generate_stream(
+        self, composed: ComposedRequest, progress_every_s: float = 0.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Like :meth:`generate`, streaming ``{"type": "progress", "step", "total"}`` as denoising steps
+        finish, then ``{"type": "image", "image": GeneratedImage}``. Call through a handle with
         ``.options(stream=True)``; cancelling the stream cancels the request at its next step.
+
+        Args:
+            composed: The request.
+            progress_every_s: Stream progress at most this often (the first step always). Every streamed item
+                is a round trip through Ray on the caller's side, so a caller that records progress only
+                this often anyway asks for no more. The last step is never streamed: the image that follows
+                it says the same.
         """
         queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         self._progress[composed.request_id] = (asyncio.get_running_loop(), queue)
         task = asyncio.ensure_future(self.generate(composed))
+        sent_at: float | None = None
         try:
             while not task.done():
                 step = asyncio.ensure_future(queue.get())
                 await asyncio.wait({task, step}, return_when=asyncio.FIRST_COMPLETED)
-                if step.done():
-                    s, total = step.result()
-                    yield {"type": "progress", "step": s, "total": total}
-                else:
+                if not step.done():
                     step.cancel()
+                    continue
+                s, total = step.result()
+                now = time.monotonic()
+                if s < total and (sent_at is None or now - sent_at >= progress_every_s):
+                    sent_at = now
+                    yield {"type": "progress", "step": s, "total": total}
             yield {"type": "image", "image": task.result()}
         finally:
             self._progress.pop(composed.request_id, None)

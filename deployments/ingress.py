@@ -122,7 +122,7 @@ class Ingress:
         return composed
 
     async def _stream(self, composed: ComposedRequest) -> AsyncIterator[dict[str, Any]]:
-        response = self._stream_handle.generate_stream.remote(composed)
+        response = self._stream_handle.generate_stream.remote(composed, self._services.jobs.progress_interval_s)
         finished = False
         try:
             async for item in response:
@@ -175,7 +175,7 @@ class Ingress:
 
     async def bridge_result(self, job_id: str, timeout_s: float) -> bytes:
         """The job's image as PNG once it succeeds; raises if it fails, is cancelled or runs out of time."""
-        *_, png = await self._service.result(uuid.UUID(job_id), "png", timeout_s)
+        _, png = await self._service.result(uuid.UUID(job_id), "png", timeout_s)
         return png
 
     async def bridge_cancel(self, job_ids: list[str]) -> None:

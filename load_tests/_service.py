@@ -59,7 +59,10 @@ class ServeProcess:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log = workdir / f"serve-{self.port}.log"
         self.url = f"http://127.0.0.1:{self.port}"
-        self._env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+        # A fresh data directory unless told otherwise: a database left by an earlier run would answer the
+        # benchmark's seeded requests from its result cache.
+        fresh = {"LIMNER_DATA_DIR": str(workdir / f"data-{self.port}")}
+        self._env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **fresh, **(env or {})}
         self._env.pop("RAY_ADDRESS", None)
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0

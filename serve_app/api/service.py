@@ -122,8 +122,10 @@ class ImageService:
             raise Overloaded(
                 "The job queue is full; try again shortly.", headers={"Retry-After": str(self.config.retry_after_s)}
             )
+        slot = self.dispatcher.reserve()
         try:
             job, composed = await self._submit(
+                slot,
                 partial,
                 output_format,
                 priority,
@@ -137,14 +139,25 @@ class ImageService:
                 control_scale,
             )
         except BaseException:
+            if slot is not None:
+                self.dispatcher.unreserve()
             if admit:
                 self.dispatcher.release()
             raise
-        self.dispatcher.wake()
+        claimed_now = job.status == "running" and job.started_at == job.created_at  # not a replayed older job
+        if slot is not None and claimed_now and job.lease_owner == slot[0]:
+            self.dispatcher.adopt(job)  # claimed as it was committed: nothing was ahead of it, a slot was free
+            if admit:
+                self.dispatcher.release()
+        else:
+            if slot is not None:
+                self.dispatcher.unreserve()
+            self.dispatcher.wake()
         return job, composed
 
     async def _submit(
         self,
+        slot: tuple[str, float] | None,
         partial: PartialRequest,
         output_format: str,
         priority: int,
@@ -195,6 +208,7 @@ class ImageService:
                 source=source,
                 idempotency_key=idempotency_key,
                 request_hash=canonical_hash({"kind": "generate", "body": body}),
+                claim_for=slot,
             )
         except IdempotencyConflict as exc:
             raise Conflict(str(exc), param="Idempotency-Key") from exc
@@ -224,6 +238,18 @@ class ImageService:
 
     async def wait(self, job_id: uuid.UUID, timeout_s: float) -> JobRecord:
         """Returns the job once it is finished, or as it is when ``timeout_s`` runs out."""
+        job, _ = await self._wait(job_id, timeout_s, read_success=True)
+        assert job is not None
+        return job
+
+    async def _wait(
+        self, job_id: uuid.UUID, timeout_s: float, *, read_success: bool
+    ) -> tuple[JobRecord | None, str | None]:
+        """Waits for the job to finish: ``(job, result image id)``.
+
+        With ``read_success=False`` a ``succeeded`` event heard live answers ``(None, image id)`` without
+        reading the job again; anything else answers the job as the database has it.
+        """
         deadline = time.monotonic() + timeout_s
         async with self.services.events.subscribe(str(job_id)) as sub:
             job = await self.services.jobs.get(job_id)
@@ -236,9 +262,12 @@ class ImageService:
                 event = None
                 with contextlib.suppress(SubscriptionLagged):
                     event = await sub.get(timeout=min(left, 0.5))
+                if not read_success and event is not None and event.type == "succeeded":
+                    if isinstance(image_id := event.data.get("image_id"), str):
+                        return None, image_id
                 if event is None or event.type in TERMINAL_EVENTS:
                     job = await self.services.jobs.get(job_id)
-        return job
+        return job, None if job.result_image_id is None else str(job.result_image_id)
 
     async def events(self, job_id: str, after_seq: int) -> AsyncIterator[Event]:
         """The job's events after ``after_seq``: its log first, then live ones, until a terminal event."""
@@ -268,28 +297,28 @@ class ImageService:
             ServiceError: Invalid input (422), overload (503), failure (500) or timeout (504).
         """
         job, _ = await self.submit(partial, output_format, priority=self.config.generate_priority)
-        return await self.result(job.id, output_format, self.config.generate_timeout_s)
+        image, data = await self.result(job.id, output_format, self.config.generate_timeout_s)
+        return job, image, data
 
-    async def result(
-        self, job_id: uuid.UUID, output_format: str, timeout_s: float
-    ) -> tuple[JobRecord, ImageRecord, bytes]:
+    async def result(self, job_id: uuid.UUID, output_format: str, timeout_s: float) -> tuple[ImageRecord, bytes]:
         """Waits for a job and returns its image; cancels the job if the waiter goes away first.
 
         Raises:
             ServiceError: The job failed (500, or 422 for input found bad late) or did not finish in time (504).
         """
         try:
-            job = await self.wait(job_id, timeout_s)
+            job, image_id = await self._wait(job_id, timeout_s, read_success=False)
         except asyncio.CancelledError:
             # The client went away: nobody wants this image any more.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.cancel(str(job_id)))
             raise
-        if job.status != "succeeded" or job.result_image_id is None:
+        if job is not None and (job.status != "succeeded" or image_id is None):
             raise _job_error(job)
-        image = await self.images.get(job.result_image_id)
+        assert image_id is not None
+        image = await self.images.get(image_id)
         asset = await self.asset(image.content_hash, output_format)
-        return job, image, asset.data
+        return image, asset.data
 
     # -- images and assets ------------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class Dispatcher:
         self._max_concurrent = max_concurrent
         self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._reserved = 0
         self._cancel_requested: set[uuid.UUID] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -122,6 +123,28 @@ class Dispatcher:
         """Gives back a place taken by :meth:`admit` for a job that was not submitted after all."""
         self._queued = max(0, self._queued - 1)
 
+    def reserve(self) -> tuple[str, float] | None:
+        """Takes a free slot for a job about to be submitted, so it can be claimed as it is committed (see
+        ``SqlJobStore.submit(claim_for=...)``): ``(owner, lease_s)``, or None when every slot is busy.
+
+        Hand the slot on with :meth:`adopt` if the job came back claimed, else give it back with
+        :meth:`unreserve`.
+        """
+        if self._loop_task is None or len(self._running) + self._reserved >= self._max_concurrent:
+            return None
+        self._reserved += 1
+        return self.owner, self._lease_s
+
+    def unreserve(self) -> None:
+        """Gives back a slot taken by :meth:`reserve`."""
+        self._reserved = max(0, self._reserved - 1)
+
+    def adopt(self, job: JobRecord) -> None:
+        """Runs a job claimed for this dispatcher at submit, in the slot :meth:`reserve` took."""
+        self.unreserve()
+        if job.id not in self._running:  # (a replayed idempotent submit may name a job running here already)
+            self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
+
     def wake(self) -> None:
         """A job was just submitted: look now rather than at the next poll."""
         self._wake.set()
@@ -157,7 +180,7 @@ class Dispatcher:
             counts = await self._store.counts()
             self._queued = counts.get(JobStatus.QUEUED, 0)
             self._counted_at = now
-        free = self._max_concurrent - len(self._running)
+        free = self._max_concurrent - len(self._running) - self._reserved
         while free > 0:
             claimed = await self._store.claim(self.owner, lease_s=self._lease_s, limit=free)
             for job in claimed:

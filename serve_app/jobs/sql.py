@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -70,6 +70,24 @@ def _statuses(value: JobStatus | str | Sequence[JobStatus | str]) -> list[JobSta
     if isinstance(value, str):
         return [JobStatus(value)]
     return [JobStatus(v) for v in value]
+
+
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    """What :meth:`SqlJobStore.claim` may take: queued jobs that are due and not past their deadline, and
+    running jobs whose lease expired (their runner died) with attempts left and no cancel asked."""
+    return or_(
+        and_(
+            Job.status == JobStatus.QUEUED,
+            Job.next_attempt_at <= now,
+            or_(Job.deadline.is_(None), Job.deadline > now),
+        ),
+        and_(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_expires_at < now,
+            Job.attempts < Job.max_attempts,
+            Job.cancel_requested.is_(False),
+        ),
+    )
 
 
 def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -119,6 +137,11 @@ class SqlJobStore:
         self._progress_interval = timedelta(seconds=progress_interval_s)
         self._on_event = on_event
         self._last_progress: dict[uuid.UUID, datetime] = {}
+
+    @property
+    def progress_interval_s(self) -> float:
+        """How often progress is written per job at most; a runner need not report it more often."""
+        return self._progress_interval.total_seconds()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -187,6 +210,7 @@ class SqlJobStore:
         source: JobSource | str = JobSource.HTTP,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        claim_for: tuple[str, float] | None = None,
     ) -> JobRecord:
         """Record a new queued job; it is committed when this returns.
 
@@ -200,9 +224,12 @@ class SqlJobStore:
             idempotency_key: A client-chosen key: the same key with the same request returns the first
                 job; with a different request it raises :class:`IdempotencyConflict`.
             request_hash: The canonical request hash (cache key); by default the hash of kind and payload.
+            claim_for: ``(owner, lease_s)`` of a dispatcher with a free slot: when no runnable job comes before
+                this one, it is claimed for that owner in the same transaction (``running``, attempt 1), which
+                spares an idle service a claim round trip. Otherwise it is queued as usual.
 
         Returns:
-            The new job, or the existing one for a repeated idempotency key.
+            The new job (``running`` if it was claimed), or the existing one for a repeated idempotency key.
 
         Raises:
             IdempotencyConflict: The key was used for a different request.
@@ -246,7 +273,16 @@ class SqlJobStore:
                     updated_at=now,
                 )
                 session.add(job)
-                event = self._append(session, job, "queued", {"kind": kind, "priority": priority}, now)
+                events = [self._append(session, job, "queued", {"kind": kind, "priority": priority}, now)]
+                if claim_for is not None and not await self._outranked(session, job, now):
+                    owner, lease_s = claim_for
+                    job.status = JobStatus.RUNNING
+                    job.attempts = 1
+                    job.lease_owner = owner
+                    job.lease_expires_at = now + timedelta(seconds=lease_s)
+                    job.started_at = now
+                    started = {"attempt": 1, "max_attempts": max_attempts, "reclaimed": False}
+                    events.append(self._append(session, job, "started", started, now))
                 await session.flush()
                 record = JobRecord.from_row(job)
         except IntegrityError:
@@ -257,8 +293,20 @@ class SqlJobStore:
             if existing is None:
                 raise
             return self._replay(existing, idempotency_key, digest)
-        await self._emit([event])
+        await self._emit(events)
         return record
+
+    @staticmethod
+    async def _outranked(session: AsyncSession, new: Job, now: datetime) -> bool:
+        """Whether a runnable queued job would be claimed before the ``new`` one (see :meth:`claim`'s order)."""
+        priority, deadline = new.priority, new.deadline
+        ahead = Job.priority > priority
+        if deadline is None:
+            ahead = or_(ahead, Job.priority == priority)  # same priority: an older job, or one with a deadline
+        else:
+            ahead = or_(ahead, and_(Job.priority == priority, Job.deadline.is_not(None), Job.deadline <= deadline))
+        query = select(Job.id).where(Job.id != new.id, _runnable(now), ahead)
+        return (await session.execute(query.limit(1))).first() is not None
 
     async def _by_idempotency_key(self, key: str) -> JobRecord | None:
         async with self._tx(read_only=True) as session:
@@ -379,21 +427,9 @@ class SqlJobStore:
                     data = {"status": JobStatus.DEAD.value, "error": error}
                     events.append(self._append(session, job, "failed", data, now))
 
-            runnable = or_(
-                and_(
-                    Job.status == JobStatus.QUEUED,
-                    Job.next_attempt_at <= now,
-                    or_(Job.deadline.is_(None), Job.deadline > now),
-                ),
-                and_(
-                    expired,
-                    Job.attempts < Job.max_attempts,
-                    Job.cancel_requested.is_(False),
-                ),
-            )
             query = (
                 select(Job)
-                .where(runnable)
+                .where(_runnable(now))
                 .order_by(
                     Job.priority.desc(),
                     Job.deadline.asc().nulls_last(),
@@ -493,6 +529,9 @@ class SqlJobStore:
     ) -> JobRecord:
         """Mark the job ``succeeded``, if ``owner`` still holds its lease.
 
+        A job whose progress was recorded short of its last step gets that step as a ``progress`` event first,
+        in the same transaction: runners need not write the last step just before finishing.
+
         Exactly once: of two runners that both think they own a job (one's lease expired and the job was
         claimed again), only the lease holder's result is recorded; the other gets :class:`LeaseLost`.
 
@@ -521,15 +560,21 @@ class SqlJobStore:
                 await session.flush()
                 image_id = image.id
             result = None if image_id is None else _as_uuid(image_id)
+            events = []
+            if job.progress_total and (job.progress_step or 0) < job.progress_total:
+                # The last step is recorded here rather than by a write of its own just before this one.
+                job.progress_step = job.progress_total
+                final = {"step": job.progress_total, "total": job.progress_total}
+                events.append(self._append(session, job, "progress", final, now))
             job.result_image_id = result
             job.progress = 1.0
             job.error = None
             self._finish(job, JobStatus.SUCCEEDED, now)
             data = {"image_id": None if result is None else str(result), "attempt": job.attempts}
-            event = self._append(session, job, "succeeded", data, now)
+            events.append(self._append(session, job, "succeeded", data, now))
             await session.flush()
             record = JobRecord.from_row(job)
-        await self._emit([event])
+        await self._emit(events)
         return record
 
     async def fail(self, job_id: uuid.UUID | str, owner: str, error: str, *, transient: bool) -> JobRecord:

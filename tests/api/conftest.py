@@ -45,7 +45,7 @@ class Local:
         if left:
             self.failures[composed.request.prompt] = left - 1
             raise RuntimeError("replica died")
-        async for item in self.generator.generate_stream(composed):
+        async for item in self.generator.generate_stream(composed, self.services.jobs.progress_interval_s):
             yield item
 
     async def readiness(self) -> dict[str, Any] | None:

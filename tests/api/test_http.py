@@ -131,6 +131,19 @@ def test_job_is_committed_before_202_and_finishes(client: TestClient, local: Loc
     assert Image.open(io.BytesIO(file.content)).size == (64, 64)
 
 
+def test_an_idle_service_claims_a_job_as_it_commits_it_and_a_busy_one_queues(client: TestClient) -> None:
+    r = client.post(JOBS, json={"prompt": "a lighthouse", "seed": 4, "steps": 40})
+    job = r.json()
+    assert r.status_code == 202 and job["status"] == "running" and job["attempts"] == 1
+    assert _wait_status(client, job["id"], {"succeeded"})["status"] == "succeeded"
+    ids = _saturate(client)  # 10 long jobs, 8 slots
+    assert [client.get(f"{JOBS}/{i}").json()["status"] for i in ids[-2:]] == ["queued", "queued"]
+    for job_id in ids:
+        client.delete(f"{JOBS}/{job_id}")
+    for job_id in ids:
+        assert _wait_status(client, job_id, {"cancelled", "succeeded"})["status"] == "cancelled"
+
+
 def test_wait_answers_200_with_the_result(client: TestClient) -> None:
     r = client.post(JOBS, params={"wait": 30}, json={"prompt": "a ship", "seed": 8, "format": "webp"})
     assert r.status_code == 200

@@ -78,7 +78,9 @@ async def test_clear_queue_answers_only_the_clearing_request(core: FakeCore) -> 
     queued = [CoreRenderRequest(prompt=f"old {i}", width=512, height=512, seed=i) for i in range(4)]
     for request in queued:
         await core.send(request)
-    await asyncio.sleep(0.3)
+    # No pause: one PUSH socket's frames arrive in order, so the bridge has taken the old requests first, and
+    # they are still rendering (20 steps each) when the clearing one lands. A pause lets a fast machine finish
+    # and answer them before the clear is even sent.
     clearing = CoreRenderRequest(prompt="now", clear_queue=True, width=128, height=128, seed=99)
     await core.send(clearing)
     reply = await core.receive(timeout=60)

@@ -121,6 +121,38 @@ async def test_idempotency_holds_under_concurrent_submits(store: SqlJobStore) ->
     assert len((await store.list()).items) == 1
 
 
+async def test_submit_claims_for_an_idle_dispatcher_in_the_same_transaction(
+    store: SqlJobStore, clock: Any, events: list[Event]
+) -> None:
+    job = await store.submit("image", PAYLOAD, claim_for=("d1", 30.0))
+    assert job.status is JobStatus.RUNNING and job.attempts == 1 and job.lease_owner == "d1"
+    assert job.started_at == job.created_at == clock.now
+    assert [(e.seq, e.type) for e in await store.events_since(job.id)] == [(1, "queued"), (2, "started")]
+    assert [e.type for e in events] == ["queued", "started"]
+    assert await store.claim("d2", lease_s=30) == []  # nobody else takes it
+    assert (await store.complete(job.id, "d1", None)).status is JobStatus.SUCCEEDED
+
+
+async def test_submit_does_not_claim_past_a_job_that_comes_first(store: SqlJobStore, clock: Any) -> None:
+    first = await store.submit("image", {**PAYLOAD, "n": 1}, priority=5)
+    clock.advance(1)
+    same = await store.submit("image", {**PAYLOAD, "n": 2}, priority=5, claim_for=("d1", 30.0))
+    lower = await store.submit("image", {**PAYLOAD, "n": 3}, priority=1, claim_for=("d1", 30.0))
+    assert same.status is JobStatus.QUEUED and lower.status is JobStatus.QUEUED  # an older job of equal rank
+    soon = clock.now + timedelta(seconds=60)
+    urgent = await store.submit("image", {**PAYLOAD, "n": 4}, priority=5, deadline=soon, claim_for=("d1", 30.0))
+    higher = await store.submit("image", {**PAYLOAD, "n": 5}, priority=9, claim_for=("d1", 30.0))
+    assert urgent.status is JobStatus.RUNNING  # same priority, but a deadline goes before none
+    assert higher.status is JobStatus.RUNNING
+    assert [j.id for j in await store.claim("d2", lease_s=30, limit=5)] == [first.id, same.id, lower.id]
+
+
+async def test_submit_with_a_repeated_key_never_claims_the_earlier_job(store: SqlJobStore) -> None:
+    first = await store.submit("image", PAYLOAD, idempotency_key="k")
+    again = await store.submit("image", PAYLOAD, idempotency_key="k", claim_for=("d1", 30.0))
+    assert again.id == first.id and again.status is JobStatus.QUEUED and again.lease_owner is None
+
+
 async def test_get_unknown_or_malformed_id_is_not_found(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFound):
         await store.get(uuid.uuid4())
@@ -417,6 +449,21 @@ async def test_progress_writes_are_throttled_but_the_last_step_always_lands(stor
     assert (row.progress_step, row.progress_total, row.progress) == (10, 10, 1.0)
     steps = [e.data["step"] for e in await store.events_since(job.id) if e.type == "progress"]
     assert steps == [1, 4, 10]
+
+
+async def test_complete_records_the_last_step_when_progress_stopped_short(store: SqlJobStore) -> None:
+    job = await store.submit("image", PAYLOAD)
+    await store.claim("d1", lease_s=30)
+    assert await store.progress(job.id, 3, 8, owner="d1")
+    done = await store.complete(job.id, "d1", None)
+    assert (done.progress_step, done.progress_total, done.progress) == (8, 8, 1.0)
+    tail = [(e.type, e.data.get("step")) for e in await store.events_since(job.id)][-3:]
+    assert tail == [("progress", 3), ("progress", 8), ("succeeded", None)]
+    # A job that never reported progress (answered from the cache) gets no invented progress event.
+    other = await store.submit("image", {**PAYLOAD, "n": 2})
+    await store.claim("d1", lease_s=30)
+    await store.complete(other.id, "d1", None)
+    assert [e.type for e in await store.events_since(other.id)] == ["queued", "started", "succeeded"]
 
 
 async def test_progress_checks_owner_and_state(store: SqlJobStore, clock: Any) -> None:

@@ -1,0 +1,41 @@
+"""The generator deployment's class on the tiny pipeline, called directly (no Ray)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.generator import Generator
+from pipelines.sdxl import GenerationRequest
+from serve_app.config import GeneratorConfig
+from serve_app.schemas import ComposedRequest, GeneratedImage
+
+
+def _generator(tiny_pipeline: Any) -> Any:
+    config = GeneratorConfig(model_name="tiny", warmup_sizes=[])
+    return Generator.func_or_class(config, "tiny", "", pipeline_factory=lambda *_: tiny_pipeline)
+
+
+def _composed(steps: int, seed: int = 1) -> ComposedRequest:
+    request = GenerationRequest(prompt="a hex map", width=64, height=64, steps=steps, seed=seed, model="tiny")
+    return ComposedRequest(request, f"hash-{steps}-{seed}", f"id-{steps}-{seed}")
+
+
+async def _items(generator: Any, composed: ComposedRequest, every: float) -> list[dict[str, Any]]:
+    return [item async for item in generator.generate_stream(composed, every)]
+
+
+async def test_stream_reports_every_step_but_the_last_then_the_image(tiny_pipeline: Any) -> None:
+    items = await _items(_generator(tiny_pipeline), _composed(steps=5), every=0.0)
+    assert [i["type"] for i in items] == ["progress"] * 4 + ["image"]
+    assert [(i["step"], i["total"]) for i in items[:-1]] == [(1, 5), (2, 5), (3, 5), (4, 5)]
+    image = items[-1]["image"]
+    assert isinstance(image, GeneratedImage) and (image.width, image.height, image.seed) == (64, 64, 1)
+
+
+async def test_stream_progress_is_throttled_at_the_source(tiny_pipeline: Any) -> None:
+    generator = _generator(tiny_pipeline)
+    items = await _items(generator, _composed(steps=6, seed=2), every=3600.0)
+    assert [(i["type"], i.get("step")) for i in items] == [("progress", 1), ("image", None)]
+    # Throttling changes what is reported, never what is drawn.
+    unthrottled = await _items(generator, _composed(steps=6, seed=2), every=0.0)
+    assert items[-1]["image"].png == unthrottled[-1]["image"].png
