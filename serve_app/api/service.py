@@ -122,7 +122,9 @@ class ImageService:
             raise Overloaded(
                 "The job queue is full; try again shortly.", headers={"Retry-After": str(self.config.retry_after_s)}
             )
-        slot = self.dispatcher.reserve()
+        # A slot to claim the job in its committing transaction; not for an idempotency key, whose submit may
+        # answer with an earlier job instead (only a job this submit made is ever adopted).
+        slot = self.dispatcher.reserve() if idempotency_key is None else None
         try:
             job, composed = await self._submit(
                 slot,
@@ -144,8 +146,7 @@ class ImageService:
             if admit:
                 self.dispatcher.release()
             raise
-        claimed_now = job.status == "running" and job.started_at == job.created_at  # not a replayed older job
-        if slot is not None and claimed_now and job.lease_owner == slot[0]:
+        if slot is not None and job.status == "running":
             self.dispatcher.adopt(job)  # claimed as it was committed: nothing was ahead of it, a slot was free
             if admit:
                 self.dispatcher.release()

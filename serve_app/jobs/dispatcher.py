@@ -142,8 +142,7 @@ class Dispatcher:
     def adopt(self, job: JobRecord) -> None:
         """Runs a job claimed for this dispatcher at submit, in the slot :meth:`reserve` took."""
         self.unreserve()
-        if job.id not in self._running:  # (a replayed idempotent submit may name a job running here already)
-            self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
+        self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
 
     def wake(self) -> None:
         """A job was just submitted: look now rather than at the next poll."""

@@ -275,14 +275,7 @@ class SqlJobStore:
                 session.add(job)
                 events = [self._append(session, job, "queued", {"kind": kind, "priority": priority}, now)]
                 if claim_for is not None and not await self._outranked(session, job, now):
-                    owner, lease_s = claim_for
-                    job.status = JobStatus.RUNNING
-                    job.attempts = 1
-                    job.lease_owner = owner
-                    job.lease_expires_at = now + timedelta(seconds=lease_s)
-                    job.started_at = now
-                    started = {"attempt": 1, "max_attempts": max_attempts, "reclaimed": False}
-                    events.append(self._append(session, job, "started", started, now))
+                    events.append(self._lease(session, job, *claim_for, now))
                 await session.flush()
                 record = JobRecord.from_row(job)
         except IntegrityError:
@@ -296,9 +289,21 @@ class SqlJobStore:
         await self._emit(events)
         return record
 
+    def _lease(self, session: AsyncSession, job: Job, owner: str, lease_s: float, now: datetime) -> Event:
+        """Starts an attempt of ``job`` under ``owner``'s lease (the caller holds the row); returns its event."""
+        reclaimed = job.status == JobStatus.RUNNING
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        job.lease_owner = owner
+        job.lease_expires_at = now + timedelta(seconds=lease_s)
+        job.started_at = job.started_at or now
+        job.updated_at = now
+        started = {"attempt": job.attempts, "max_attempts": job.max_attempts, "reclaimed": reclaimed}
+        return self._append(session, job, "started", started, now)
+
     @staticmethod
     async def _outranked(session: AsyncSession, new: Job, now: datetime) -> bool:
-        """Whether a runnable queued job would be claimed before the ``new`` one (see :meth:`claim`'s order)."""
+        """Whether a runnable job would be claimed before the ``new`` one (see :meth:`claim`'s order)."""
         priority, deadline = new.priority, new.deadline
         ahead = Job.priority > priority
         if deadline is None:
@@ -440,19 +445,7 @@ class SqlJobStore:
                 .with_for_update(skip_locked=True)
             )
             for job in (await session.execute(query)).scalars():
-                reclaimed = job.status == JobStatus.RUNNING
-                job.status = JobStatus.RUNNING
-                job.attempts += 1
-                job.lease_owner = owner
-                job.lease_expires_at = now + timedelta(seconds=lease_s)
-                job.started_at = job.started_at or now
-                job.updated_at = now
-                started: dict[str, Any] = {
-                    "attempt": job.attempts,
-                    "max_attempts": job.max_attempts,
-                    "reclaimed": reclaimed,
-                }
-                events.append(self._append(session, job, "started", started, now))
+                events.append(self._lease(session, job, owner, lease_s, now))
                 claimed.append(JobRecord.from_row(job))
         await self._emit(events)
         return claimed
