@@ -11,7 +11,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 TINY_MODEL := $(LIMNER_MODEL_CACHE)/tiny-sdxl-v1-s1234/model_index.json
 TINY_CONTROLNET := $(LIMNER_MODEL_CACHE)/tiny-controlnet-v1-s1234/config.json
 
-.PHONY: install model serve test bench lint migrate gc clean
+.PHONY: install model serve test coverage bench lint migrate gc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,28 @@ serve: model
 test: model
 	$(BIN)/python -m tests $(PYTEST_ARGS)
 
+# Branch coverage of serve_app/, deployments/ and pipelines/ over the whole suite, in every process it starts:
+# the `serve run` subprocesses of tests/e2e and their Ray replicas included (settings: [tool.coverage.*] in
+# pyproject.toml). A Ray worker never runs atexit, so a .pth hook (tests/coverage_autosave.py, inert unless
+# coverage runs) saves each replica's data every second. About twice as slow as `make test`.
+# Prints the total; the HTML report is $(COVERAGE_DIR)/html/index.html, the XML one $(COVERAGE_DIR)/coverage.xml.
+COVERAGE_DIR := build/coverage
+
+coverage: model
+	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') && \
+	  cp tests/coverage_autosave.py "$$site/limner_coverage_autosave.py" && \
+	  echo 'import os; (os.environ.get("COVERAGE_PROCESS_CONFIG") or os.environ.get("COVERAGE_PROCESS_START")) and __import__("limner_coverage_autosave")' > "$$site/zz_limner_coverage.pth"
+	rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
+	export COVERAGE_FILE=$(CURDIR)/$(COVERAGE_DIR)/.coverage; \
+	  $(BIN)/python -m tests --cov --cov-report= $(PYTEST_ARGS); status=$$?; \
+	  sleep 3; \
+	  find $(COVERAGE_DIR) -name '.coverage.*' -size 0 -delete; \
+	  if compgen -G '$(COVERAGE_DIR)/.coverage.*' >/dev/null; then $(BIN)/coverage combine -q --append; fi; \
+	  $(BIN)/coverage report --sort=cover && \
+	  $(BIN)/coverage xml -q && $(BIN)/coverage html -q && \
+	  echo "coverage report: $(COVERAGE_DIR)/html/index.html" || status=1; \
+	  exit $$status
+
 bench: model
 	$(BIN)/python load_tests/run_all.py
 
@@ -49,4 +71,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .cache var
+	rm -rf $(VENV) .cache var $(COVERAGE_DIR)

@@ -20,7 +20,7 @@ from serve_app.schemas import ComposedRequest
 __all__ = ["Composer"]
 
 
-@serve.deployment(name="Composer", ray_actor_options={"num_cpus": 0})
+@serve.deployment(name="Composer")
 class Composer:
     """Fills defaults, sizes and seeds, and hashes the result.
 
@@ -46,7 +46,7 @@ class Composer:
         """Builds the generation request for ``partial``, with ``style`` (a resolved theme) applied.
 
         Raises:
-            GenerationInputError: A field is out of range; the error names it.
+            InputError: A field is out of range; the error names it.
         """
         seed = secrets.randbelow(2**32)
         request = compose(partial, self._defaults, seed=seed, presets=self._presets, style=style)

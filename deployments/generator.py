@@ -9,7 +9,6 @@ metrics, and cancellation.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections import Counter, deque
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ray import serve
 
 from deployments.batching import KeyedBatcher, Pending
+from pipelines.encode import encode
 from serve_app.config import GeneratorConfig
 from serve_app.schemas import ComposedRequest, GeneratedImage
 
@@ -58,7 +58,7 @@ def _load(config: GeneratorConfig, source: str, cache_dir: str) -> SDXLPipeline:
     )
 
 
-@serve.deployment(name="Generator", ray_actor_options={"num_cpus": 1})
+@serve.deployment(name="Generator")
 class Generator:
     """Holds one SDXL pipeline and serves :meth:`generate`.
 
@@ -142,8 +142,8 @@ class Generator:
         """Generates one image, batched with concurrent requests of the same key.
 
         Raises:
-            GenerationInputError: The request is out of range (checked before it is queued).
-            GenerationCancelled: It was cancelled while its batch ran.
+            InputError: The request is out of range (checked before it is queued).
+            Cancelled: It was cancelled while its batch ran.
         """
         self._pipeline.check(composed.request)
         return await self._batcher.submit(composed)
@@ -202,14 +202,14 @@ class Generator:
     async def _run_batch(
         self, batch: Sequence[Pending[ComposedRequest, GeneratedImage]]
     ) -> list[GeneratedImage | BaseException]:
-        from pipelines.sdxl import GenerationCancelled
+        from pipelines.errors import Cancelled
 
         live = [p for p in batch if p.item.request_id not in self._cancelled]
         dropped = [p for p in batch if p not in live]
         for pending in dropped:
             self._cancelled.discard(pending.item.request_id)
         if not live:
-            return [GenerationCancelled(0, 0) for _ in batch]
+            return [Cancelled(0, 0) for _ in batch]
 
         def keep_going(step: int, total: int) -> bool:
             # Runs in the worker thread: hands progress to the event loop, and stops the call when nobody
@@ -222,12 +222,7 @@ class Generator:
 
         def run() -> tuple[list[bytes], dict[str, float]]:
             result = self._pipeline.generate([p.item.request for p in live], on_step=keep_going)
-            encoded = []
-            for image in result.images:
-                buf = io.BytesIO()
-                image.save(buf, format="PNG", compress_level=1)
-                encoded.append(buf.getvalue())
-            return encoded, result.timings
+            return [encode(image, "png", fast=True) for image in result.images], result.timings
 
         started = time.perf_counter()
         try:
@@ -251,7 +246,7 @@ class Generator:
         self._m_batch.observe(len(live))
         self._m_seconds.observe(elapsed)
         self._m_images.inc(len(live))
-        out: dict[int, GeneratedImage | BaseException] = {id(p): GenerationCancelled(0, 0) for p in dropped}
+        out: dict[int, GeneratedImage | BaseException] = {id(p): Cancelled(0, 0) for p in dropped}
         for pending, png in zip(live, encoded, strict=True):
             request = pending.item.request
             out[id(pending)] = GeneratedImage(

@@ -74,7 +74,8 @@ async def _concurrent(url: str, clients: int, per_client: int, tag: str) -> floa
 def _in_process_latencies(n: int, threads: int | None) -> list[float]:
     import torch
 
-    from pipelines.sdxl import GenerationRequest, load_pipeline
+    from pipelines.request import GenerationRequest
+    from pipelines.sdxl import load_pipeline
 
     if threads:
         torch.set_num_threads(threads)  # the replica's setting, so both sides run the same computation

@@ -6,12 +6,12 @@ and the canonical request hash that identifies a generation (the result-cache ke
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipelines.sdxl import GenerationInputError, GenerationRequest
+from pipelines.canonical import canonical_hash
+from pipelines.errors import InputError
+from pipelines.request import GenerationRequest
 from pipelines.styles import Style, apply_style
 
 __all__ = ["HASH_VERSION", "Defaults", "PartialRequest", "compose", "fit_aspect_ratio", "request_hash"]
@@ -57,15 +57,15 @@ def fit_aspect_ratio(ratio: str, base_pixels: int) -> tuple[int, int]:
     compositions sane.
 
     Raises:
-        GenerationInputError: ``ratio`` is not "W:H" with positive numbers, or is more extreme than 4:1.
+        InputError: ``ratio`` is not "W:H" with positive numbers, or is more extreme than 4:1.
     """
     try:
         w_part, h_part = ratio.split(":")
         w, h = float(w_part), float(h_part)
     except ValueError:
-        raise GenerationInputError("aspect_ratio", ratio, "'W:H' such as '16:9'") from None
+        raise InputError("aspect_ratio", ratio, "'W:H' such as '16:9'") from None
     if w <= 0 or h <= 0 or max(w / h, h / w) > 4:
-        raise GenerationInputError("aspect_ratio", ratio, "positive sides, at most 4:1")
+        raise InputError("aspect_ratio", ratio, "positive sides, at most 4:1")
     height = (base_pixels * h / w) ** 0.5
     width = height * w / h
     return max(64, round(width / 64) * 64), max(64, round(height / 64) * 64)
@@ -95,15 +95,15 @@ def compose(
         A request that passes :meth:`GenerationRequest.check`.
 
     Raises:
-        GenerationInputError: A field is invalid; the error names it.
+        InputError: A field is invalid; the error names it.
     """
     presets = presets or {}
     if partial.size is not None and partial.aspect_ratio is not None:
-        raise GenerationInputError("aspect_ratio", partial.aspect_ratio, "omitted when size is given")
+        raise InputError("aspect_ratio", partial.aspect_ratio, "omitted when size is given")
     width, height = defaults.width, defaults.height
     if partial.size is not None:
         if partial.size not in presets:
-            raise GenerationInputError("size", partial.size, f"one of {sorted(presets)}")
+            raise InputError("size", partial.size, f"one of {sorted(presets)}")
         width, height = presets[partial.size]
     elif partial.aspect_ratio is not None:
         width, height = fit_aspect_ratio(partial.aspect_ratio, defaults.base_pixels)
@@ -113,7 +113,7 @@ def compose(
     style_settings = dict(style.settings) if style else {}
     prompt = partial.prompt.strip()
     if not prompt:
-        raise GenerationInputError("prompt", partial.prompt, "a non-empty string")
+        raise InputError("prompt", partial.prompt, "a non-empty string")
     negative = partial.negative_prompt if partial.negative_prompt is not None else defaults.negative_prompt
     if style is not None:
         prompt, negative = apply_style(style, prompt, negative)
@@ -169,5 +169,4 @@ def request_hash(
     if control_image_sha256 is not None:  # only present when used, so older hashes stay valid
         fields["control_image"] = control_image_sha256
         fields["control_scale"] = round(float(request.control_scale), 6)
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{HASH_VERSION}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return f"{HASH_VERSION}:{canonical_hash(fields)}"

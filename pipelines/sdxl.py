@@ -20,42 +20,28 @@ Loading (:func:`load_pipeline`) takes one of:
 and optionally a ControlNet: ``"tiny"`` (built offline to fit the tiny model) or a local diffusers
 ControlNet folder (``config.json`` at its root).
 
-Errors:
-
-    ValueError
-     └── GenerationInputError      an input is out of range (names the field, the value, what is allowed)
-    GenerationCancelled            the step callback asked to stop
+Errors: a request out of range raises :class:`pipelines.errors.InputError`, a cancelled call
+:class:`pipelines.errors.Cancelled`; a model that cannot be loaded raises :class:`ModelConfigError`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from pipelines.backend import Capability
+from pipelines.errors import Cancelled, InputError
+from pipelines.request import GenerationLimits, GenerationRequest, GenerationResult, Mode, StepCallback
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = [
-    "SCHEDULERS",
-    "SDXL_CONFIG_DIR",
-    "BatchKey",
-    "GenerationCancelled",
-    "GenerationInputError",
-    "GenerationLimits",
-    "GenerationRequest",
-    "GenerationResult",
-    "SDXLPipeline",
-    "StepCallback",
-    "load_pipeline",
-]
+__all__ = ["SCHEDULERS", "SDXL_CONFIG_DIR", "ModelConfigError", "SDXLPipeline", "load_pipeline"]
 
 SDXL_CONFIG_DIR = Path(__file__).parent / "configs" / "sdxl"
 """SDXL base 1.0 component configs, so single-file checkpoints load offline."""
-
-Mode = Literal["txt2img", "img2img"]
 
 # name → (diffusers scheduler class, config overrides). Built from the checkpoint's own scheduler config.
 SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -69,208 +55,29 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-StepCallback = Callable[[int, int], bool]
-"""Called after every denoising step with ``(step, total)``; returning False cancels the call."""
 
-
-class GenerationInputError(ValueError):
-    """An input is outside what the pipeline accepts.
+class ModelConfigError(ValueError):
+    """The configured model, ControlNet, dtype or attention cannot be loaded: an operator's mistake, not a
+    request's (so the edge never reports it as a 422).
 
     Attributes:
-        param: Name of the offending field.
-        value: The value that was given.
-        allowed: What would have been accepted.
+        param: The generator setting at fault (``model``, ``controlnet``, ``dtype``, ``attention``).
+        value: The value that was configured.
+        allowed: What would have worked.
     """
 
     def __init__(self, param: str, value: Any, allowed: str) -> None:
-        # Arguments go to super().__init__ so the exception pickles across Ray handles.
         super().__init__(param, value, allowed)
         self.param = param
         self.value = value
         self.allowed = allowed
 
     def __str__(self) -> str:
-        shown = repr(self.value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return f"{self.param}={shown} is not allowed: {self.allowed}"
-
-
-class GenerationCancelled(Exception):
-    """The step callback returned False; no images were produced."""
-
-    def __init__(self, step: int, total: int) -> None:
-        super().__init__(step, total)
-        self.step = step
-        self.total = total
-
-    def __str__(self) -> str:
-        return f"cancelled after step {self.step} of {self.total}"
-
-
-@dataclass(frozen=True)
-class GenerationLimits:
-    """Bounds every request is checked against before any compute.
-
-    Attributes:
-        min_size: Smallest width or height in pixels.
-        max_size: Largest width or height in pixels.
-        max_pixels: Largest width * height.
-        max_steps: Most denoising steps.
-        max_guidance: Largest classifier-free guidance scale.
-        max_prompt_chars: Longest prompt or negative prompt, in characters.
-        max_control_scale: Largest ControlNet conditioning scale.
-    """
-
-    min_size: int = 64
-    max_size: int = 2048
-    max_pixels: int = 2048 * 2048
-    max_steps: int = 150
-    max_guidance: float = 30.0
-    max_prompt_chars: int = 2000
-    max_control_scale: float = 2.0
-
-
-@dataclass(frozen=True)
-class BatchKey:
-    """What requests must share to run in one diffusers call."""
-
-    model: str
-    width: int
-    height: int
-    steps: int
-    scheduler: str
-    guidance: float
-    mode: Mode
-    strength: float
-    control: bool = False
-    control_scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One image to generate.
-
-    Attributes:
-        prompt: What to draw.
-        negative_prompt: What to steer away from.
-        width: Image width in pixels, a multiple of 8.
-        height: Image height in pixels, a multiple of 8.
-        steps: Denoising steps (for img2img, the schedule length before ``strength`` shortens it).
-        guidance: Classifier-free guidance scale; at most 1 disables guidance.
-        seed: Seed of this image's own generator.
-        scheduler: A key of :data:`SCHEDULERS`.
-        mode: ``txt2img`` or ``img2img``.
-        init_image: The starting image, required for ``img2img``; resized to ``width`` x ``height``.
-        strength: How far img2img moves from ``init_image`` (0 keeps it, 1 ignores it).
-        model: Name of the model, part of the batch key.
-        control_image: A ControlNet conditioning image (e.g. a depth map), resized to ``width`` x ``height``
-            and converted to RGB; needs a pipeline loaded with a ControlNet. None generates without one.
-        control_scale: How strongly ``control_image`` steers the image (0 ignores it), from 0 to
-            ``GenerationLimits.max_control_scale``.
-    """
-
-    prompt: str
-    negative_prompt: str = ""
-    width: int = 1024
-    height: int = 1024
-    steps: int = 30
-    guidance: float = 5.0
-    seed: int = 0
-    scheduler: str = "euler"
-    mode: Mode = "txt2img"
-    init_image: Image.Image | None = field(default=None, compare=False, repr=False)
-    strength: float = 0.75
-    model: str = "default"
-    control_image: Image.Image | None = field(default=None, compare=False, repr=False)
-    control_scale: float = 1.0
-
-    def batch_key(self) -> BatchKey:
-        """Returns the key that requests must share to be generated together."""
-        return BatchKey(
-            model=self.model,
-            width=self.width,
-            height=self.height,
-            steps=self.steps,
-            scheduler=self.scheduler,
-            guidance=float(self.guidance),
-            mode=self.mode,
-            # strength only matters for img2img; txt2img requests batch regardless of it.
-            strength=float(self.strength) if self.mode == "img2img" else 1.0,
-            # Controlled and uncontrolled requests run through different diffusers pipelines; the scale
-            # only matters with a control image.
-            control=self.control_image is not None,
-            control_scale=float(self.control_scale) if self.control_image is not None else 1.0,
-        )
-
-    def check(self, limits: GenerationLimits = GenerationLimits()) -> None:
-        """Raises :class:`GenerationInputError` for the first field out of range.
-
-        Whether a ``control_image`` can be used at all depends on the pipeline: see
-        :meth:`SDXLPipeline.check`.
-
-        Args:
-            limits: The bounds to check against.
-        """
-        for name in ("prompt", "negative_prompt"):
-            text = getattr(self, name)
-            if not isinstance(text, str):
-                raise GenerationInputError(name, text, "a string")
-            if len(text) > limits.max_prompt_chars:
-                raise GenerationInputError(
-                    name, f"<{len(text)} characters>", f"at most {limits.max_prompt_chars} characters"
-                )
-        for name in ("width", "height"):
-            size = getattr(self, name)
-            if not isinstance(size, int) or isinstance(size, bool):
-                raise GenerationInputError(name, size, "an integer")
-            if size % 8 or not limits.min_size <= size <= limits.max_size:
-                raise GenerationInputError(name, size, f"a multiple of 8 from {limits.min_size} to {limits.max_size}")
-        if self.width * self.height > limits.max_pixels:
-            raise GenerationInputError("width", self.width, f"width * height at most {limits.max_pixels} pixels")
-        if not isinstance(self.steps, int) or not 1 <= self.steps <= limits.max_steps:
-            raise GenerationInputError("steps", self.steps, f"an integer from 1 to {limits.max_steps}")
-        if not 0.0 <= float(self.guidance) <= limits.max_guidance:
-            raise GenerationInputError("guidance", self.guidance, f"from 0 to {limits.max_guidance}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise GenerationInputError("seed", self.seed, "an integer from 0 to 2**63 - 1")
-        if self.scheduler not in SCHEDULERS:
-            raise GenerationInputError("scheduler", self.scheduler, f"one of {sorted(SCHEDULERS)}")
-        if self.mode not in ("txt2img", "img2img"):
-            raise GenerationInputError("mode", self.mode, "txt2img or img2img")
-        if self.mode == "img2img":
-            if self.init_image is None:
-                raise GenerationInputError("init_image", None, "an image when mode is img2img")
-            if not 0.0 < float(self.strength) <= 1.0:
-                raise GenerationInputError("strength", self.strength, "greater than 0 and at most 1")
-            if int(self.steps * self.strength) < 1:
-                raise GenerationInputError(
-                    "strength", self.strength, f"at least 1/steps ({1 / self.steps:.3f}) so one step runs"
-                )
-        scale, max_scale = self.control_scale, limits.max_control_scale
-        if not isinstance(scale, int | float) or not 0.0 <= scale <= max_scale:
-            raise GenerationInputError("control_scale", scale, f"a number from 0 to {max_scale}")
-
-
-@dataclass
-class GenerationResult:
-    """Images of one diffusers call, in request order.
-
-    Attributes:
-        images: One RGB image per request.
-        seeds: The seed each image was generated with.
-        timings: Seconds spent: ``total_s``, ``denoise_s`` (first to last step) and ``steps``.
-        batch_size: How many requests shared the call.
-    """
-
-    images: list[Image.Image]
-    seeds: list[int]
-    timings: dict[str, float]
-    batch_size: int
+        return f"generator.{self.param}={self.value!r} cannot be loaded: {self.allowed}"
 
 
 class SDXLPipeline:
-    """A loaded SDXL pipeline that generates batches of requests.
+    """A loaded SDXL pipeline that generates batches of requests: the local :class:`~pipelines.backend.ImageBackend`.
 
     Not thread-safe: schedulers keep per-call state, so one instance runs one call at a time (a Serve
     replica runs its batches one after another).
@@ -297,6 +104,19 @@ class SDXLPipeline:
         self._variants: dict[tuple[str, str, bool], Any] = {}
 
     @property
+    def name(self) -> str:
+        """The backend's name (:class:`pipelines.backend.ImageBackend`); the model is :attr:`model_name`."""
+        return "sdxl"
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """txt2img and img2img always; ControlNet when one is loaded."""
+        caps = {Capability.TXT2IMG, Capability.IMG2IMG}
+        if self._controlnet is not None:
+            caps.add(Capability.CONTROLNET)
+        return frozenset(caps)
+
+    @property
     def device(self) -> Any:
         """The torch device the model runs on."""
         return self._pipe.device
@@ -307,14 +127,14 @@ class SDXLPipeline:
         return self._controlnet is not None
 
     def check(self, request: GenerationRequest) -> None:
-        """Raises :class:`GenerationInputError` if ``request`` cannot run on this pipeline.
+        """Raises :class:`InputError` if ``request`` cannot run on this pipeline.
 
         On top of :meth:`GenerationRequest.check`, a ``control_image`` is refused unless a ControlNet is
         loaded.
         """
         request.check(self.limits)
         if request.control_image is not None and self._controlnet is None:
-            raise GenerationInputError(
+            raise InputError(
                 "control_image", _describe(request.control_image), "a ControlNet configured (generator.controlnet)"
             )
 
@@ -350,25 +170,25 @@ class SDXLPipeline:
         Args:
             requests: Requests that share one :meth:`GenerationRequest.batch_key`.
             on_step: Called after each denoising step with ``(step, total)``; returning False stops the
-                call with :class:`GenerationCancelled` (no decode is wasted on it).
+                call with :class:`Cancelled` (no decode is wasted on it).
 
         Returns:
             The images in request order.
 
         Raises:
-            GenerationInputError: A request is out of range, or the requests do not share a batch key.
-            GenerationCancelled: ``on_step`` returned False.
+            InputError: A request is out of range, or the requests do not share a batch key.
+            Cancelled: ``on_step`` returned False.
         """
         import torch
 
         if not requests:
-            raise GenerationInputError("requests", [], "at least one request")
+            raise InputError("requests", [], "at least one request")
         for request in requests:
             self.check(request)
         key = requests[0].batch_key()
         for request in requests[1:]:
             if request.batch_key() != key:
-                raise GenerationInputError("requests", request.batch_key(), f"one batch key: {key}")
+                raise InputError("requests", request.batch_key(), f"one batch key: {key}")
 
         pipe = self._variant(key.mode, key.scheduler, key.control)
         # One generator per image, on the model's device: the image depends on its seed alone.
@@ -380,7 +200,7 @@ class SDXLPipeline:
             step_times.append(time.perf_counter())
             total = int(p.num_timesteps)
             if on_step is not None and on_step(step + 1, total) is False:
-                raise GenerationCancelled(step + 1, total)
+                raise Cancelled(step + 1, total)
             return kwargs
 
         call: dict[str, Any] = {
@@ -438,7 +258,7 @@ def _fit(image: Image.Image | None, width: int, height: int, param: str = "init_
     from PIL import Image as PILImage
 
     if image is None:
-        raise GenerationInputError(param, None, "an image")
+        raise InputError(param, None, "an image")
     image = image.convert("RGB")
     if image.size != (width, height):
         image = image.resize((width, height), PILImage.Resampling.LANCZOS)
@@ -480,7 +300,7 @@ def load_pipeline(
         The loaded pipeline, ready to generate.
 
     Raises:
-        GenerationInputError: ``source``, ``dtype``, ``attention`` or ``controlnet`` is not usable.
+        ModelConfigError: ``source``, ``dtype``, ``attention`` or ``controlnet`` is not usable.
     """
     import diffusers
     import torch
@@ -492,14 +312,14 @@ def load_pipeline(
         lib.utils.logging.set_verbosity_error()
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
-        raise GenerationInputError("dtype", dtype, f"one of {sorted(dtypes)}")
+        raise ModelConfigError("dtype", dtype, f"one of {sorted(dtypes)}")
     torch_dtype = dtypes[dtype]
     if attention not in ("sdpa", "xformers"):
-        raise GenerationInputError("attention", attention, "sdpa or xformers")
+        raise ModelConfigError("attention", attention, "sdpa or xformers")
     # Refuse a bad ControlNet source before spending minutes loading the model.
     control_src = None if controlnet is None else str(controlnet)
     if control_src not in (None, "tiny") and not (Path(control_src) / "config.json").is_file():
-        raise GenerationInputError("controlnet", control_src, "'tiny' or a diffusers folder with config.json")
+        raise ModelConfigError("controlnet", control_src, "'tiny' or a diffusers folder with config.json")
     src = str(source)
     if src == "tiny":
         from pipelines.tiny import ensure_tiny_model
@@ -513,7 +333,7 @@ def load_pipeline(
             src, config=str(SDXL_CONFIG_DIR), dtype=torch_dtype, local_files_only=True
         )
     else:
-        raise GenerationInputError(
+        raise ModelConfigError(
             "model", src, "'tiny', a diffusers folder with model_index.json, or a .safetensors file"
         )
     # transformers 5 builds a near-empty tokenizer when vocabulary files are missing instead of failing;
@@ -521,7 +341,7 @@ def load_pipeline(
     for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):
         tokens, expected = len(getattr(pipe, tok_name)), getattr(pipe, enc_name).config.vocab_size
         if tokens != expected:
-            raise GenerationInputError(
+            raise ModelConfigError(
                 "model", src, f"{tok_name} with {expected} tokens like {enc_name}, not {tokens} (vocab files missing?)"
             )
     control_model = None
@@ -556,6 +376,6 @@ def _check_controlnet_fits(controlnet: Any, unet: Any, source: str) -> None:
         if isinstance(mine, list | tuple) and isinstance(theirs, list | tuple):
             mine, theirs = list(mine), list(theirs)
         if mine != theirs:
-            raise GenerationInputError(
+            raise ModelConfigError(
                 "controlnet", source, f"a ControlNet for this model's UNet ({name} {theirs!r}, not {mine!r})"
             )

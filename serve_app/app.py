@@ -14,7 +14,7 @@ from ray.serve import Application
 
 from serve_app.config import AppConfig, Settings
 
-__all__ = ["build_app", "resolve_model_source"]
+__all__ = ["build_app", "deployment_options", "gpu_profile", "resolve_model_source"]
 
 logger = logging.getLogger("ray.serve.limner")
 
@@ -41,6 +41,39 @@ def _cluster_has_gpus() -> bool:
     return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
 
 
+def deployment_options(config: AppConfig, *, cluster_has_gpus: bool) -> dict[str, dict[str, Any]]:
+    """The Ray options the builder gives each deployment, before the YAML's ``deployments:`` list.
+
+    This is the one place in code that sets them; ``serve run``/``serve deploy`` then apply the YAML entry of
+    the same name on top, so anything here can be overridden there. Light deployments reserve no CPU (on a
+    2-core machine a reserved core each would leave none for the generator); the generator asks for a GPU
+    share only in the GPU profile on a cluster that has GPUs (a GPU-less cluster would never start it).
+
+    Returns:
+        Deployment name → options for ``Deployment.options``.
+    """
+    generator: dict[str, Any] = {"num_cpus": 1}
+    if gpu_profile(config, cluster_has_gpus=cluster_has_gpus):
+        generator["num_gpus"] = config.generator.num_gpus_when_auto
+    options: dict[str, dict[str, Any]] = {
+        "Ingress": {"ray_actor_options": {"num_cpus": 0}},
+        "Composer": {"ray_actor_options": {"num_cpus": 0}},
+        "Generator": {"ray_actor_options": generator},
+    }
+    if config.zmq_bridge is not None and config.zmq_bridge.enabled:
+        # One worker on the installation's bus: two would each take requests and reply out of order.
+        options["ZmqBridge"] = {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}}
+    return options
+
+
+def gpu_profile(config: AppConfig, *, cluster_has_gpus: bool) -> bool:
+    """Whether the builder moves the generator to CUDA by itself: ``device: auto`` everywhere and a cluster
+    with GPUs. An explicit ``device: cuda`` is the operator's choice: its GPU share comes from the YAML's
+    ``deployments:`` entry (configs/serve.gpu.yaml), as a replica asking for a GPU the cluster lacks would
+    never start."""
+    return config.device == "auto" and config.generator.device == "auto" and cluster_has_gpus
+
+
 def build_app(args: dict[str, Any]) -> Application:
     """Builds the deployment graph from the YAML's app args.
 
@@ -60,21 +93,24 @@ def build_app(args: dict[str, Any]) -> Application:
     source = resolve_model_source(config.generator.model, settings)
     model_name = config.generator.model_name or Path(source).stem
     gen_config = config.generator.model_copy(update={"model_name": model_name})
-
-    generator = Generator
-    if config.device == "auto" and config.generator.device == "auto" and _cluster_has_gpus():
-        # GPU profile on a cluster with GPUs. Options in the YAML's deployments list still override these.
-        generator = Generator.options(ray_actor_options={"num_gpus": config.generator.num_gpus_when_auto})
+    gpus = _cluster_has_gpus()
+    if gpu_profile(config, cluster_has_gpus=gpus):
         gen_config = gen_config.model_copy(update={"device": "cuda"})
+    options = deployment_options(config, cluster_has_gpus=gpus)
+    for name, opts in options.items():
+        logger.info("limner: %s options %s (the YAML deployments list overrides these)", name, opts)
     logger.info("limner: model=%s device=%s batch<=%d", source, gen_config.device, gen_config.max_batch_size)
 
     bridge = None
-    if config.zmq_bridge is not None and config.zmq_bridge.enabled:
-        bridge = ZmqBridgeDeployment.bind(config.zmq_bridge, config.zmq_bridge.bridge_config(settings.data_dir))
-    return Ingress.bind(
+    if "ZmqBridge" in options and config.zmq_bridge is not None:
+        bridge = ZmqBridgeDeployment.options(**options["ZmqBridge"]).bind(
+            config.zmq_bridge, config.zmq_bridge.bridge_config(settings.data_dir)
+        )
+    cache_dir = str(Path(settings.model_cache).expanduser().resolve())
+    return Ingress.options(**options["Ingress"]).bind(
         config,
         settings,
-        Composer.bind(config.composer, model_name),
-        generator.bind(gen_config, source, str(Path(settings.model_cache).expanduser().resolve())),
+        Composer.options(**options["Composer"]).bind(config.composer, model_name),
+        Generator.options(**options["Generator"]).bind(gen_config, source, cache_dir),
         bridge,
     )

@@ -13,21 +13,24 @@ from typing import Any
 from sqlalchemy import select
 
 from serve_app.config import AppConfig, Settings
+from serve_app.jobs.kinds import KindRegistry, default_kinds
 
 __all__ = ["collect_garbage", "main", "referenced_hashes"]
 
 
-async def referenced_hashes(engine: Any) -> set[str]:
-    """Every blob something still points at: image rows (deleted ones too; deletion is soft) and the init
-    images of jobs."""
-    from serve_app.db import Job
+async def referenced_hashes(engine: Any, registry: KindRegistry | None = None) -> set[str]:
+    """Every blob something still points at: image rows (deleted ones too; deletion is soft) and whatever
+    each job's kind says its payload references (init and control images, and so on)."""
+    from serve_app.db import READ_ONLY, Job
     from serve_app.images import ImageRepository
 
+    registry = registry or KindRegistry(default_kinds())
     keep = await ImageRepository(engine).referenced_hashes()
     async with engine.connect() as conn:
-        for (payload,) in await conn.execute(select(Job.payload)):
-            if isinstance(payload, dict) and isinstance(payload.get("init_image"), str):
-                keep.add(payload["init_image"])
+        conn = await conn.execution_options(**READ_ONLY)  # SQLite: a deferred transaction, no write lock
+        for kind, payload in await conn.execute(select(Job.kind, Job.payload)):
+            if isinstance(payload, dict):
+                keep |= registry.referenced_assets(kind, payload)
     return keep
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serve_app.experimance.bridge import BridgeConfig
+from serve_app.experimance.config import BridgeConfig
 
 __all__ = [
     "AppConfig",

@@ -1,21 +1,27 @@
-"""One error hierarchy and one JSON shape for every HTTP error.
+"""One error hierarchy, one table from domain exceptions to it, and one JSON shape for every HTTP error.
 
     ServiceError                 status_code, error_type, message, param
      ├── InvalidRequest          422  a field is missing or out of range (param names it)
+     ├── Unauthorized            401  no credentials, or credentials that name no key
+     ├── Forbidden               403  the key lacks the scope the route needs
      ├── NotFound                404
      ├── Conflict                409  an idempotency key reused with a different request
+     ├── RateLimited             429  this client sent too much; Retry-After says when to come back
      ├── Overloaded              503  the queue is full; Retry-After says when to come back
      ├── NotReady                503  the model is still loading
-     ├── GenerationFailed        500  the generator broke; details are logged, not returned
+     ├── GenerationFailed        500  a stage broke; details are logged, not returned
      └── GatewayTimeout          504  the job did not finish in time (it goes on; poll it by id)
 
-Every error answers ``{"error": {"type": ..., "message": ..., "param": ...}}``. Pipelines raise
-``ValueError`` subclasses; :func:`from_exception` translates them here, at the edge.
+Every error answers ``{"error": {"type": ..., "message": ..., "param": ...}}``. Pipelines and services raise
+their own exceptions (``InputError``, ``JobNotFound``, ``AssetNotFound``...); :data:`_TABLE` below is the one
+place that says what each becomes, and :func:`is_transient` the one place that says whether a failed job
+is worth another attempt.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,23 +29,32 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from pipelines.errors import Cancelled, InputError
+from serve_app.images import ImageNotFound
+from serve_app.jobs.base import IdempotencyConflict, InvalidCursor, JobNotFound, PermanentJobError
+from serve_app.store.base import AssetNotFound, InvalidAssetKey, UnsupportedFormat
+
 __all__ = [
     "Conflict",
     "ErrorBody",
     "ErrorResponse",
+    "Forbidden",
     "GatewayTimeout",
     "GenerationFailed",
     "InvalidRequest",
     "NotFound",
     "NotReady",
     "Overloaded",
+    "RateLimited",
     "ServiceError",
+    "Unauthorized",
     "error_responses",
     "from_exception",
     "install_error_handlers",
+    "is_transient",
 ]
 
-logger = logging.getLogger("limner.errors")
+logger = logging.getLogger("ray.serve.limner.errors")
 
 
 class ServiceError(Exception):
@@ -70,6 +85,16 @@ class InvalidRequest(ServiceError):
     error_type = "invalid_request"
 
 
+class Unauthorized(ServiceError):
+    status_code = 401
+    error_type = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    error_type = "forbidden"
+
+
 class NotFound(ServiceError):
     status_code = 404
     error_type = "not_found"
@@ -78,6 +103,11 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     status_code = 409
     error_type = "conflict"
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+    error_type = "rate_limited"
 
 
 class GatewayTimeout(ServiceError):
@@ -100,6 +130,103 @@ class GenerationFailed(ServiceError):
     error_type = "generation_failed"
 
 
+# -- the one table ----------------------------------------------------------------------------------------
+
+_Translate = Callable[[Any], ServiceError]
+
+
+def _backpressure(_: BaseException) -> ServiceError:
+    return Overloaded("The generator queue is full; try again shortly.", headers={"Retry-After": "2"})
+
+
+def _permanent(exc: PermanentJobError) -> ServiceError:
+    # A permanent failure names its type; the client sees the status of that type (bad input, a stored
+    # image that is gone), and a 500 for anything else (an unknown kind is a deployment mistake).
+    for cls in (InvalidRequest, NotFound):
+        if exc.error_type == cls.error_type:
+            return cls(exc.message, param=exc.param)
+    return GenerationFailed(exc.message, param=exc.param)
+
+
+# Domain exception → the ServiceError a client sees. Checked in order with isinstance, so a subclass must come
+# before its base. Anything not listed is a 500 whose details are logged, never returned.
+_TABLE: tuple[tuple[type[BaseException], _Translate], ...] = (
+    (InputError, lambda e: InvalidRequest(str(e), param=e.param)),
+    (InvalidAssetKey, lambda e: InvalidRequest(str(e), param=e.param)),
+    (UnsupportedFormat, lambda e: InvalidRequest(str(e), param="ext")),
+    (InvalidCursor, lambda e: InvalidRequest(str(e), param="cursor")),
+    (JobNotFound, lambda e: NotFound(str(e), param="job_id")),
+    (ImageNotFound, lambda e: NotFound(str(e), param="image_id")),
+    (AssetNotFound, lambda e: NotFound(str(e), param="sha256")),
+    (IdempotencyConflict, lambda e: Conflict(str(e), param="Idempotency-Key")),
+    (PermanentJobError, _permanent),
+)
+
+
+def _ray_table() -> tuple[tuple[type[BaseException], _Translate], ...]:
+    # Imported on first use, not at import time: the unit tier runs without Ray.
+    from ray.serve.exceptions import BackPressureError
+
+    return ((BackPressureError, _backpressure),)
+
+
+def from_exception(exc: BaseException) -> ServiceError:
+    """Maps any exception to the :class:`ServiceError` the client should see (a 500 if it is not in the table)."""
+    exc = _unwrap(exc)
+    if isinstance(exc, ServiceError):
+        return exc
+    for cls, translate in (*_TABLE, *_ray_table()):
+        if isinstance(exc, cls):
+            return translate(exc)
+    return GenerationFailed("Generation failed; the error was logged.")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a job whose attempt raised ``exc`` is worth another attempt: the one place this is decided.
+
+    Bad input (an ``InputError``, a 4xx of ours, a :class:`PermanentJobError`) and a configuration mistake
+    never get better by retrying; a cancellation is not a failure. Anything else (a replica died, a timeout,
+    overload) is transient.
+    """
+    from pipelines.sdxl import ModelConfigError
+
+    exc = _unwrap(exc)
+    if isinstance(exc, InputError | PermanentJobError | ModelConfigError | Cancelled):
+        return False
+    if isinstance(exc, ServiceError):
+        return exc.status_code >= 500
+    return True
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str, str | None]:
+    """``(message, error_type, param)`` to record with a job whose attempt raised ``exc``.
+
+    The message of an expected error (bad input) is the error's own; anything else is recorded as its class
+    and message (an operator reads it; the API shows it as the job's ``error``).
+    """
+    exc = _unwrap(exc)
+    if isinstance(exc, PermanentJobError):  # it names its own type (unknown_kind, not_found, ...)
+        return exc.message, exc.error_type, exc.param
+    mapped = from_exception(exc)
+    if mapped.status_code < 500 or isinstance(exc, ServiceError):
+        return mapped.message, mapped.error_type, mapped.param
+    return f"{type(exc).__name__}: {exc}"[:2000], mapped.error_type, None
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The user exception inside a Ray task error (whose message is a whole remote traceback)."""
+    try:
+        from ray.exceptions import RayTaskError
+    except ImportError:  # pragma: no cover - ray is a dependency; pipelines-only installs lack it
+        return exc
+    while isinstance(exc, RayTaskError) and isinstance(exc.cause, BaseException):
+        exc = exc.cause
+    return exc
+
+
+# -- HTTP -------------------------------------------------------------------------------------------------
+
+
 class ErrorBody(BaseModel):
     type: str = Field(..., description="Stable machine-readable error kind.", examples=["invalid_request"])
     message: str = Field(..., description="What went wrong.", examples=["width=100 is not allowed: ..."])
@@ -110,42 +237,22 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+_DESCRIPTIONS = {
+    401: "No valid credentials.",
+    403: "The credentials lack the scope this route needs.",
+    404: "Not found.",
+    409: "Conflicts with an earlier request.",
+    422: "A field is missing or out of range; `param` names it.",
+    429: "Too many requests; retry after `Retry-After` seconds.",
+    500: "Generation failed.",
+    503: "Overloaded or not ready; retry after `Retry-After` seconds.",
+    504: "The job did not finish in time; it goes on and can be polled.",
+}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the given status codes, all with the one error shape."""
-    text = {
-        404: "Not found.",
-        409: "Conflicts with an earlier request.",
-        422: "A field is missing or out of range; `param` names it.",
-        500: "Generation failed.",
-        504: "The job did not finish in time; it goes on and can be polled.",
-        503: "Overloaded or not ready; retry after `Retry-After` seconds.",
-    }
-    return {code: {"model": ErrorResponse, "description": text.get(code, "Error.")} for code in codes}
-
-
-def from_exception(exc: BaseException) -> ServiceError:
-    """Maps any exception to the :class:`ServiceError` the client should see."""
-    from pipelines.sdxl import GenerationInputError
-
-    exc = _unwrap(exc)
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(exc, GenerationInputError):
-        return InvalidRequest(str(exc), param=exc.param)
-    from ray.serve.exceptions import BackPressureError
-
-    if isinstance(exc, BackPressureError):
-        return Overloaded("The generator queue is full; try again shortly.", headers={"Retry-After": "2"})
-    return GenerationFailed("Generation failed; the error was logged.")
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """The user exception inside a Ray task error (whose message is a whole remote traceback)."""
-    from ray.exceptions import RayTaskError
-
-    while isinstance(exc, RayTaskError) and isinstance(exc.cause, BaseException):
-        exc = exc.cause
-    return exc
+    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(code, "Error.")} for code in codes}
 
 
 def _render(err: ServiceError) -> JSONResponse:

@@ -134,6 +134,7 @@ class ImageRepository:
         image = await self.get(image_id)
         root = image
         async with self._sessions() as session:
+            await session.connection(execution_options=READ_ONLY)  # a reader: no write lock on SQLite
             while root.parent_id is not None:
                 parent = await session.get(Image, root.parent_id)
                 if parent is None:

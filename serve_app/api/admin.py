@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from serve_app.api.app import get_service
-from serve_app.api.service import ImageService
-from serve_app.errors import NotFound
+from serve_app.api.deps import EdgeDep
+from serve_app.errors import NotFound, from_exception
 
 __all__ = ["router"]
 
@@ -16,26 +15,28 @@ router = APIRouter(prefix="/api/v2/admin", tags=["admin"])
 
 
 @router.get("/generator/stats", summary="Batching statistics of a generator replica")
-async def generator_stats(service: Annotated[ImageService, Depends(get_service)]) -> dict[str, Any]:
+async def generator_stats(edge: EdgeDep) -> dict[str, Any]:
     """Batch-size histogram and recent calls (key, size, seconds) of the replica that answered."""
-    return await service.generator_stats()
+    try:
+        return await edge.handles.generator_stats()
+    except Exception as exc:
+        raise from_exception(exc) from exc
 
 
 @router.get("/cache/stats", summary="Result and hot-asset cache counters of this ingress replica")
-async def cache_stats(service: Annotated[ImageService, Depends(get_service)]) -> dict[str, Any]:
-    """Hits, misses, coalesced waits and evictions."""
-    results = getattr(service.services.results, "stats", None)
-    hot = getattr(service.services.hot_assets, "stats", None)
+async def cache_stats(edge: EdgeDep) -> dict[str, Any]:
+    """Hits, misses, coalesced waits and evictions, and the job queue as this replica sees it."""
+    services = edge.services
     return {
-        "results": results.as_dict() if hasattr(results, "as_dict") else vars(results) if results else {},
-        "hot_assets": hot.as_dict() if hasattr(hot, "as_dict") else vars(hot) if hot else {},
-        "jobs": {"queued": service.dispatcher.queued_estimate, "running_here": service.dispatcher.running},
+        "results": services.results.stats.as_dict(),
+        "hot_assets": services.hot_assets.stats.as_dict(),
+        "jobs": {"queued": edge.dispatcher.queued_estimate, "running_here": edge.dispatcher.running},
     }
 
 
 @router.get("/zmq/stats", summary="Counters of the Experimance ZMQ bridge")
-async def zmq_stats(service: Annotated[ImageService, Depends(get_service)]) -> dict[str, Any]:
+async def zmq_stats(edge: EdgeDep) -> dict[str, Any]:
     """Requests, replies, fallbacks (by cause), drops (by reason), queue and generation latency sums."""
-    if service.bridge_stats is None:
+    if edge.handles.bridge_stats is None:
         raise NotFound("The ZMQ bridge is not deployed (zmq_bridge is off in the config).")
-    return await service.bridge_stats()
+    return await edge.handles.bridge_stats()

@@ -1,41 +1,39 @@
-"""The FastAPI application: routers, error handlers, and the service they call.
+"""The FastAPI application: routers, error handlers, and the edge they call.
 
-Routes never talk to Ray directly: they call an :class:`serve_app.api.service.ImageService`, which the
-ingress deployment builds over deployment handles and tests build over plain objects.
+Routes never talk to Ray directly: they reach the job and image services through the
+:class:`serve_app.runtime.Edge` stored on ``app.state.edge`` (see :mod:`serve_app.api.deps`). The ingress
+deployment builds the edge over deployment handles; tests build it over plain objects.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from serve_app.errors import install_error_handlers
 
 if TYPE_CHECKING:
-    from serve_app.api.service import ImageService
+    from serve_app.runtime import Edge
 
-__all__ = ["create_api", "get_service"]
-
-
-def get_service(request: Request) -> ImageService:
-    """FastAPI dependency: the service the app was created with."""
-    service: ImageService = request.app.state.service
-    return service
+__all__ = ["create_api"]
 
 
-def create_api(service: ImageService) -> FastAPI:
-    """Builds the HTTP application around ``service``."""
-    from serve_app.api import admin, assets, health, images
+def create_api(edge: Edge | None) -> FastAPI:
+    """Builds the HTTP application around ``edge`` (None: the caller sets ``app.state.edge`` later)."""
+    from serve_app.api import admin, assets, generate, health, images, jobs
 
     app = FastAPI(
         title="limner",
         version="0.1.0",
         description="Images for tabletop RPG apps and the Experimance installation.",
     )
-    app.state.service = service
+    app.state.edge = edge
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(generate.router)
+    # The job routes come before the image routes: /api/v2/images/{image_id} would otherwise match "jobs".
+    app.include_router(jobs.router)
     app.include_router(images.router)
     app.include_router(assets.router)
     app.include_router(admin.router)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from serve_app.api.app import get_service
+from serve_app.api.deps import EdgeDep
 from serve_app.api.protocol import ReadyResponse
-from serve_app.api.service import ImageService
 from serve_app.errors import NotReady, error_responses
 
 __all__ = ["router"]
@@ -23,9 +20,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The generator can serve", response_model=ReadyResponse, responses=error_responses(503))
-async def readyz(service: Annotated[ImageService, Depends(get_service)]) -> ReadyResponse:
+async def readyz(edge: EdgeDep) -> ReadyResponse:
     """Answers 200 once a generator replica has its model loaded and warm, 503 before."""
-    info = await service.readiness()
+    info = await edge.handles.readiness()
     if info is None:
         raise NotReady("The model is still loading.", headers={"Retry-After": "5"})
     return ReadyResponse(model=info["model"], device=info["device"])

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GenerateImageRequest", "ImageResponse", "JobList", "JobResponse", "ReadyResponse"]
+__all__ = ["GenerateImageRequest", "ImageResponse", "JobList", "JobResponse", "JobResult", "ReadyResponse"]
 
 
 class GenerateImageRequest(BaseModel):
@@ -57,6 +57,13 @@ class ReadyResponse(BaseModel):
     device: str = Field(..., description="Where it runs.")
 
 
+class JobResult(BaseModel):
+    """What a finished job made."""
+
+    images: list[str] = Field(..., description="Ids of the images it stored; the first is `image_id`.")
+    data: dict[str, Any] = Field(..., description="The kind's JSON document (geometry, costs, export links...).")
+
+
 class JobResponse(BaseModel):
     """A job, as ``POST /jobs`` and ``GET /jobs/{id}`` report it."""
 
@@ -70,9 +77,12 @@ class JobResponse(BaseModel):
     attempts: int
     max_attempts: int
     error: str | None
+    error_type: str | None = Field(None, description="Stable type of the failure (invalid_request, ...).")
+    error_param: str | None = Field(None, description="The request field at fault, when there is one.")
     source: str
     request_hash: str | None = Field(None, description="Canonical hash of the composed request (cache key).")
-    image_id: str | None = Field(None, description="The result image, once succeeded.")
+    image_id: str | None = Field(None, description="The result image once succeeded: `result.images[0]`.")
+    result: JobResult | None = Field(None, description="Once succeeded: every image it made and its data.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -77,6 +77,17 @@ class CacheStats:
         """Hits over lookups (0.0 before any lookup)."""
         return self.hits / self.lookups if self.lookups else 0.0
 
+    def as_dict(self) -> dict[str, float]:
+        """The counters, the lookups and the hit rate as plain JSON-able data."""
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "coalesced": self.coalesced,
+            "evictions": self.evictions,
+            "lookups": self.lookups,
+            "hit_rate": round(self.hit_rate, 6),
+        }
+
 
 def dump_value(value: JsonValue) -> str:
     """Serialise a value for the cache.

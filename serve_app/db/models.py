@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "FINAL_STATUSES",
     "Base",
     "Image",
     "Job",
@@ -109,7 +110,11 @@ class JobStatus(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         """Whether no further transition can happen."""
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD})
+"""The job statuses after which nothing changes: the one set every module uses."""
 
 
 class JobSource(enum.StrEnum):
@@ -204,7 +209,8 @@ class Job(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The hash of the request body as the client sent it: what an Idempotency-Key replay is compared with.
+    body_hash: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[JobStatus] = mapped_column(_str_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     deadline: Mapped[datetime | None] = mapped_column()
@@ -217,6 +223,11 @@ class Job(Base):
     progress_step: Mapped[int | None] = mapped_column(Integer)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # A failure's stable type (serve_app.errors) and the request field at fault, as data.
+    error_type: Mapped[str | None] = mapped_column(String(32))
+    error_param: Mapped[str | None] = mapped_column(String(255))
+    # {"images": [image ids], "data": {...}} once succeeded; result_image_id is its first image.
+    result: Mapped[dict[str, Any] | None] = mapped_column()
     result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     source: Mapped[JobSource] = mapped_column(_str_enum(JobSource, "job_source"), default=JobSource.HTTP)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -17,53 +17,47 @@ docs/EXPERIMANCE_PROTOCOL.md:
 - images are written atomically (temp file + ``os.replace``) at the requested size, and the reply's ``uri``
   is ``file://`` + the absolute, un-encoded path.
 
+This module is the receive/order/send loop. The files are :class:`~serve_app.experimance.outputs.OutputFolder`
+(pools, encoding, fallback images, ``latest.<ext>``), the health file is :mod:`serve_app.experimance.health`,
+and the configuration is :mod:`serve_app.experimance.config`.
+
 Task layout (one event loop)::
 
     receive loop ──decode──► entry (task: wait for a render slot ─► build job ─► render ─► encode ─► write)
                                 │                                         └── failure/timeout ─► fallback
                                 ▼
     send loop: awaits entries strictly in arrival order, skips cancelled ones, sends, re-points latest.<ext>
-    health loop: rewrites the installation-format health file every ``health_interval_s`` while healthy
+    health loop (health.py): rewrites the installation-format health file every ``health_interval_s``
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
-import io
-import json
 import logging
-import os
-import re
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import zmq
 import zmq.asyncio
-from PIL import Image, ImageOps
-from pydantic import BaseModel, ConfigDict, Field
+from PIL import Image
 
 from pipelines.styles import Style, apply_style
+from serve_app.experimance.config import BridgeConfig
+from serve_app.experimance.health import HealthProbe, health_loop
+from serve_app.experimance.outputs import OutputFolder
 from serve_app.experimance.protocol import (
-    DEFAULT_MAX_FRAME_BYTES,
-    DEFAULT_MAX_IMAGE_BYTES,
-    DEFAULT_MAX_IMAGE_PIXELS,
-    DEFAULT_MAX_SIZE,
     Biome,
     Era,
     FireRenderRequest,
     FrameError,
     ImageSource,
     RenderRequest,
-    SchemaVariant,
     decode_frame,
     encode_image_ready,
     load_image_source,
@@ -72,89 +66,20 @@ from serve_app.experimance.protocol import (
 from serve_app.experimance.styles import style_for
 
 __all__ = [
-    "BridgeConfig",
     "BridgeJob",
     "BridgeStats",
     "CancelFn",
-    "FallbackConfig",
     "RenderFn",
     "RenderResult",
     "ZmqBridge",
 ]
 
-logger = logging.getLogger("limner.experimance.bridge")
+logger = logging.getLogger("ray.serve.limner.experimance")
 
 RenderResult = bytes | Image.Image
 """What a render returns: an encoded image (any format PIL reads) or a PIL image."""
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _INLINE_DECODE_BYTES = 1024 * 1024  # larger frames are parsed in a worker thread, off the event loop
-_FALLBACK_DIR = "fallback"
-
-
-class FallbackConfig(BaseModel):
-    """How a failed or timed-out request is still answered."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    use_previous: bool = Field(
-        True, description="Answer with the newest image of the same era and biome under output_dir, if any."
-    )
-    color: tuple[int, int, int] = Field(
-        (24, 24, 24), description="RGB of the neutral image used when there is no previous image."
-    )
-
-
-class BridgeConfig(BaseModel):
-    """The bridge's configuration (the ``zmq_bridge`` section of the app config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field("localhost", description="Host of the installation's core, which binds both ports.")
-    request_port: int = Field(5564, ge=1, le=65535, description="The core's PUSH (bind); the bridge connects PULL.")
-    result_port: int = Field(5565, ge=1, le=65535, description="The core's PULL (bind); the bridge connects PUSH.")
-    schema_variant: SchemaVariant = Field(
-        "experimance", description="The installation's PROJECT_ENV: experimance (era/biome), fire or base."
-    )
-    output_dir: Path = Field(
-        description="Where images are written (the installation's cache_dir); relative paths resolve at start."
-    )
-    image_format: Literal["jpeg", "png"] = Field("jpeg", description="Format of the images written.")
-    jpeg_quality: int = Field(92, ge=1, le=100, description="JPEG quality.")
-    timeout_s: float = Field(12.0, gt=0, description="Per-request time limit, queue time included.")
-    max_concurrent_renders: int = Field(1, ge=1, description="Renders running at once; replies stay in order.")
-    max_pending: int = Field(
-        1000, ge=1, description="Unanswered requests held; past this a request is answered by fallback at once."
-    )
-    max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=1024, description="Largest frame accepted.")
-    max_size: int = Field(DEFAULT_MAX_SIZE, ge=64, description="Largest requested width or height accepted.")
-    max_image_bytes: int = Field(DEFAULT_MAX_IMAGE_BYTES, ge=1024, description="Largest encoded conditioning image.")
-    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, ge=64 * 64, description="Largest conditioning image.")
-    allowed_dirs: list[Path] = Field(
-        default_factory=list, description="Directories a depth_map/reference_image path may point into."
-    )
-    depth_strength: float = Field(0.8, gt=0, le=1, description="img2img strength from a depth map.")
-    reference_strength: float = Field(
-        0.6, gt=0, le=1, description="img2img strength from a reference image (a fire request's strength wins)."
-    )
-    styles_enabled: bool = Field(True, description="Apply the built-in era/biome style pack.")
-    latest_symlink: bool = Field(True, description="Re-point output_dir/latest.<ext> at each image sent.")
-    health_file: Path | None = Field(None, description="Health file in the installation's format; None: none.")
-    health_service_name: str = Field("image_server", description="service_name written in the health file.")
-    health_interval_s: float = Field(10.0, gt=0, description="How often the health file is refreshed.")
-    fallback: FallbackConfig = Field(default_factory=FallbackConfig, description="Failure and timeout answers.")
-    dedupe_window: int = Field(10_000, ge=1, description="Recent request ids remembered to refuse duplicates.")
-    send_timeout_s: float = Field(10.0, gt=0, description="How long a reply may wait for the result socket.")
-    linger_ms: int = Field(500, ge=0, description="ZMQ_LINGER: how long unsent replies may delay stop().")
-    reconnect_ivl_ms: int = Field(100, ge=1, description="ZMQ_RECONNECT_IVL.")
-    reconnect_ivl_max_ms: int = Field(0, ge=0, description="ZMQ_RECONNECT_IVL_MAX (0: no back-off).")
-    heartbeat_ivl_ms: int = Field(2000, ge=0, description="ZMTP heartbeat interval (0: off).")
-    heartbeat_timeout_ms: int = Field(6000, ge=0, description="Silence after which a connection is re-made.")
-
-    def endpoint(self, port: int) -> str:
-        """``tcp://host:port``, with an IPv6 host in brackets."""
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"tcp://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -305,12 +230,15 @@ class ZmqBridge:
         self._context: zmq.asyncio.Context | None = None
         self._pull: zmq.asyncio.Socket | None = None
         self._push: zmq.asyncio.Socket | None = None
-        self._output_dir = config.output_dir
-        self._ext = "jpg" if config.image_format == "jpeg" else "png"
+        self._outputs = OutputFolder(
+            config.output_dir,
+            image_format=config.image_format,
+            jpeg_quality=config.jpeg_quality,
+            fallback=config.fallback,
+        )
         self._stats = BridgeStats()
         self._order: deque[_Entry] = deque()
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._newest: dict[tuple[str | None, str | None], Path] = {}
         # Made in start(), inside the loop that runs the bridge.
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -328,7 +256,7 @@ class ZmqBridge:
     @property
     def output_dir(self) -> Path:
         """The absolute output directory (resolved at :meth:`start`)."""
-        return self._output_dir
+        return self._outputs.root
 
     @property
     def running(self) -> bool:
@@ -368,8 +296,7 @@ class ZmqBridge:
         if self._running:
             raise RuntimeError("the bridge is already running")
         config = self._config
-        self._output_dir = config.output_dir.expanduser().resolve()
-        await asyncio.to_thread(self._output_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self._outputs.prepare)
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrent_renders)
         self._context = self._given_context or zmq.asyncio.Context()
@@ -388,13 +315,20 @@ class ZmqBridge:
             asyncio.create_task(self._send_loop(), name="limner-bridge-send"),
         ]
         if config.health_file is not None:
-            self._loops.append(asyncio.create_task(self._health_loop(), name="limner-bridge-health"))
+            health = health_loop(
+                config.health_file,
+                self._health_probe,
+                service_name=config.health_service_name,
+                interval_s=config.health_interval_s,
+                started_at=self._started_wall,
+            )
+            self._loops.append(asyncio.create_task(health, name="limner-bridge-health"))
         logger.info(
             "bridge connected: PULL %s, PUSH %s, schema %s, output %s",
             config.endpoint(config.request_port),
             config.endpoint(config.result_port),
             config.schema_variant,
-            self._output_dir,
+            self._outputs.root,
         )
 
     async def stop(self) -> None:
@@ -574,17 +508,14 @@ class ZmqBridge:
                         self._stats.in_flight -= 1
                         self._stats.generation_count += 1
                         self._stats.generation_seconds_total += loop.time() - started
-                data = await asyncio.to_thread(
-                    _encode_result, result, request.size, self._config.image_format, self._config.jpeg_quality
-                )
+                data = await asyncio.to_thread(self._outputs.encode, result, request.size)
         except TimeoutError:
             if not entry.started:
                 self._stats.queue_seconds_total += loop.time() - entry.received
             raise
         self._stats.renders_ok += 1
-        path = await asyncio.to_thread(self._write, request, data, False)
         era, biome = request_era_biome(request)
-        self._newest[(era, biome)] = path
+        path = await asyncio.to_thread(self._outputs.write, request.request_id, data, era=era, biome=biome)
         return _Reply(encode_image_ready(request, path), path, fallback=False)
 
     async def _build_job(self, entry: _Entry) -> BridgeJob:
@@ -650,61 +581,10 @@ class ZmqBridge:
         self._count(self._stats.fallback_causes, cause)
         logger.warning("request %s: %s (%s); answering with a fallback image", request.request_id, cause, detail)
         era, biome = request_era_biome(request)
-        remembered = self._newest.get((era, biome)) if self._config.fallback.use_previous else None
-        data, source = await asyncio.to_thread(self._fallback_image, request, remembered)
-        if source is not None:
-            self._newest[(era, biome)] = source
-        path = await asyncio.to_thread(self._write, request, data, True)
+        path = await asyncio.to_thread(
+            self._outputs.write_fallback, request.request_id, request.size, era=era, biome=biome
+        )
         return _Reply(encode_image_ready(request, path), path, fallback=True)
-
-    def _fallback_image(self, request: RenderRequest, remembered: Path | None) -> tuple[bytes, Path | None]:
-        """Encoded fallback at the requested size, and the previous image it came from (None: neutral)."""
-        config = self._config
-        size = request.size
-        if config.fallback.use_previous:
-            candidates = [remembered] if remembered is not None and remembered.is_file() else []
-            era, biome = request_era_biome(request)
-            candidates.append(_newest_image(self._pool_dir(era, biome)))
-            for candidate in candidates:
-                if candidate is None:
-                    continue
-                try:
-                    with Image.open(candidate) as previous:
-                        previous.load()
-                        return _encode_image(previous, size, config.image_format, config.jpeg_quality), candidate
-                except (OSError, ValueError) as exc:
-                    logger.warning("previous image %s unusable (%s)", candidate, exc)
-        neutral = Image.new("RGB", size, config.fallback.color)
-        return _encode_image(neutral, size, config.image_format, config.jpeg_quality), None
-
-    # -- files ---------------------------------------------------------------------------------------------
-
-    def _pool_dir(self, era: str | None, biome: str | None) -> Path:
-        """Where successful images of an era/biome live (the fallback pool), as in the stock cache layout."""
-        if era is None or biome is None:
-            return self._output_dir
-        return self._output_dir / era / biome
-
-    def _write(self, request: RenderRequest, data: bytes, fallback: bool) -> Path:
-        era, biome = request_era_biome(request)
-        # Fallback copies live apart, so a neutral image never becomes "the newest image" of a pool.
-        directory = self._output_dir / _FALLBACK_DIR if fallback else self._pool_dir(era, biome)
-        directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-        path = directory / f"limner_{stamp}_{_safe_name(request.request_id)}.{self._ext}"
-        _atomic_write(path, data)
-        return path
-
-    def _point_latest(self, target: Path) -> None:
-        link = self._output_dir / f"latest.{self._ext}"
-        temp = self._output_dir / f".latest-{uuid.uuid4().hex}"
-        try:
-            os.symlink(os.path.relpath(target, self._output_dir), temp)
-            os.replace(temp, link)
-        except OSError as exc:
-            logger.warning("cannot re-point %s: %s", link, exc)
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
 
     # -- sending -------------------------------------------------------------------------------------------
 
@@ -746,60 +626,14 @@ class ZmqBridge:
         self._stats.reply_seconds_total += loop.time() - entry.received
         self._last_reply_fallback = reply.fallback
         if self._config.latest_symlink:
-            self._point_latest(reply.path)
+            self._outputs.point_latest(reply.path)
 
     # -- health --------------------------------------------------------------------------------------------
 
-    async def _health_loop(self) -> None:
-        assert self._config.health_file is not None
-        path = self._config.health_file
-        while True:
-            alive = all(not task.done() for task in self._loops if task is not asyncio.current_task())
-            status, message = self._health_status(alive)
-            try:
-                await asyncio.to_thread(_atomic_write, path, self._health_document(status, message))
-            except OSError as exc:
-                logger.warning("cannot write health file %s: %s", path, exc)
-            if not alive:
-                return  # written once as "error"; the health service takes it from there
-            await asyncio.sleep(self._config.health_interval_s)
-
-    def _health_status(self, alive: bool) -> tuple[str, str]:
-        if not alive:
-            return "error", "a bridge loop has stopped"
-        if self._last_reply_fallback:
-            return "warning", "the last reply was a fallback image"
-        return "healthy", "connected; answering requests"
-
-    def _health_document(self, status: str, message: str) -> bytes:
-        """The installation's health-file format (experimance_common/health.py; local, naive timestamps)."""
-        now = datetime.now().isoformat()
-        stats = self.stats()
-        document = {
-            "service_name": self._config.health_service_name,
-            "overall_status": status,
-            "checks": [
-                {
-                    "name": "zmq_bridge",
-                    "status": status,
-                    "message": message,
-                    "timestamp": now,
-                    "metadata": {
-                        "requests": stats.requests,
-                        "replies": stats.replies,
-                        "fallbacks": stats.fallbacks,
-                        "pending": stats.pending,
-                        "dropped_frames": sum(stats.drops.values()),
-                    },
-                }
-            ],
-            "last_updated": now,
-            "uptime": time.time() - self._started_wall,
-            "restart_count": 0,
-            "error_count": stats.fallbacks + stats.unanswered + stats.send_failures,
-            "last_check": now,
-        }
-        return json.dumps(document, indent=2).encode("utf-8")
+    def _health_probe(self) -> HealthProbe:
+        # Called from the health loop's own task, which is not done while it asks.
+        alive = all(not task.done() for task in self._loops)
+        return HealthProbe(alive=alive, last_reply_fallback=self._last_reply_fallback, stats=self.stats())
 
     @staticmethod
     def _count(counter: dict[str, int], key: str) -> None:
@@ -836,76 +670,3 @@ def _seed_for(request: RenderRequest) -> int:
         return request.seed % 2**63
     digest = hashlib.sha256(request.request_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % 2**63
-
-
-def _safe_name(request_id: str) -> str:
-    """A file-name-safe form of the id; a hash is added whenever the id had to be changed, to stay unique."""
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", request_id)[:80]
-    if safe != request_id:
-        safe += "-" + hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:10]
-    return safe
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` so readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def _newest_image(directory: Path) -> Path | None:
-    """The most recently modified image file directly in ``directory`` (no symlinks, no temp files)."""
-    newest: tuple[float, Path] | None = None
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return None
-    for item in entries:
-        if item.name.startswith(".") or not item.name.lower().endswith(_IMAGE_SUFFIXES):
-            continue
-        try:
-            if not item.is_file(follow_symlinks=False):
-                continue
-            mtime = item.stat(follow_symlinks=False).st_mtime
-        except OSError:
-            continue
-        if newest is None or mtime > newest[0]:
-            newest = (mtime, Path(item.path))
-    return newest[1] if newest else None
-
-
-_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG"}
-
-
-def _encode_result(result: RenderResult, size: tuple[int, int], image_format: str, quality: int) -> bytes:
-    """The render's result as ``image_format`` at ``size``; encoded bytes that already fit pass through."""
-    if isinstance(result, bytes | bytearray | memoryview):
-        raw = bytes(result)
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()
-            if image.size == size and image.format == _PIL_FORMATS[image_format]:
-                return raw
-            return _encode_image(image, size, image_format, quality)
-    if isinstance(result, Image.Image):
-        return _encode_image(result, size, image_format, quality)
-    raise TypeError(f"render returned {type(result).__name__}, expected bytes or a PIL image")
-
-
-def _encode_image(image: Image.Image, size: tuple[int, int], image_format: str, quality: int) -> bytes:
-    """``image`` as RGB, cropped and scaled to fill ``size`` (aspect kept), encoded."""
-    rgb = image.convert("RGB")
-    if rgb.size != size:
-        rgb = ImageOps.fit(rgb, size, Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    if image_format == "jpeg":
-        rgb.save(buffer, "JPEG", quality=quality)
-    else:
-        rgb.save(buffer, "PNG")
-    return buffer.getvalue()

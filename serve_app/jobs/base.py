@@ -20,20 +20,21 @@ Exceptions::
     ├── JobNotFound           no job with that id (404)
     ├── IdempotencyConflict   the idempotency key was used with a different request (409)
     ├── LeaseLost             the caller no longer holds the job's lease (its result is discarded)
+    ├── PermanentJobError     a job failed in a way no retry can fix (it fails at once)
+    │    └── UnknownKind      no registered kind handles the job
     └── InvalidCursor         a list cursor that this store did not hand out (422)
 """
 
 from __future__ import annotations
 
 import builtins
-import hashlib
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from pipelines.canonical import canonical_hash, canonical_json
 from serve_app.db.models import JobSource, JobStatus
 from serve_app.events.base import Event
 
@@ -49,8 +50,11 @@ __all__ = [
     "JobNotFound",
     "JobPage",
     "JobRecord",
+    "JobResult",
     "JobStore",
     "LeaseLost",
+    "PermanentJobError",
+    "UnknownKind",
     "canonical_hash",
     "canonical_json",
 ]
@@ -100,6 +104,35 @@ class LeaseLost(JobError):
         return f"{self.owner} does not hold the lease on job {self.job_id}"
 
 
+class PermanentJobError(JobError):
+    """A failure no retry can fix (an input found bad late, a stored image that is gone): the job fails at once.
+
+    Attributes:
+        message: What went wrong, for the client.
+        error_type: The stable error type recorded with the job (``invalid_request`` by default).
+        param: The request field at fault, if any.
+    """
+
+    def __init__(self, message: str, error_type: str = "invalid_request", param: str | None = None) -> None:
+        super().__init__(message, error_type, param)
+        self.message = message
+        self.error_type = error_type
+        self.param = param
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnknownKind(PermanentJobError):
+    """A job of a kind no registered :class:`~serve_app.jobs.kinds.JobKind` handles."""
+
+    def __init__(self, kind: str, known: tuple[str, ...] = ()) -> None:
+        super().__init__(f"no job kind {kind!r} is registered (known: {', '.join(known) or 'none'})", "unknown_kind")
+        self.args = (kind, known)
+        self.kind = kind
+        self.known = known
+
+
 class InvalidCursor(JobError, ValueError):
     """A pagination cursor that was not produced by this store."""
 
@@ -111,19 +144,27 @@ class InvalidCursor(JobError, ValueError):
         return f"invalid cursor {self.cursor!r:.80}"
 
 
-def canonical_json(value: Any) -> str:
-    """Serialise ``value`` so equal requests give equal text: sorted keys, no spaces, UTF-8 kept.
+@dataclass(frozen=True)
+class JobResult:
+    """What a finished job made: its images (ids, the first is the main one) and a JSON document.
 
-    Raises:
-        TypeError: ``value`` holds something JSON cannot represent.
-        ValueError: ``value`` holds NaN or infinity.
+    Attributes:
+        images: Ids of the images the job stored, in the kind's order (a portrait's variations; a map's
+            clean background then its overlay render).
+        data: JSON-serialisable facts about the result (geometry, costs, prompts, export links).
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
+    images: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
 
-def canonical_hash(value: Any) -> str:
-    """Return the sha256 hex digest of :func:`canonical_json` of ``value``."""
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+    @property
+    def image_id(self) -> str | None:
+        """The main image, or None for a job that made none."""
+        return self.images[0] if self.images else None
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``jobs.result`` keeps and ``GET /jobs/{id}`` shows."""
+        return {"images": list(self.images), "data": dict(self.data)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +174,7 @@ class JobRecord:
     id: uuid.UUID
     kind: str
     payload: dict[str, Any]
-    request_hash: str
+    body_hash: str
     status: JobStatus
     priority: int
     deadline: datetime | None
@@ -146,6 +187,9 @@ class JobRecord:
     progress_step: int | None
     progress_total: int | None
     error: str | None
+    error_type: str | None
+    error_param: str | None
+    result: dict[str, Any] | None
     result_image_id: uuid.UUID | None
     source: JobSource
     idempotency_key: str | None
@@ -163,7 +207,7 @@ class JobRecord:
             id=row.id,
             kind=row.kind,
             payload=dict(row.payload),
-            request_hash=row.request_hash,
+            body_hash=row.body_hash,
             status=JobStatus(row.status),
             priority=row.priority,
             deadline=row.deadline,
@@ -176,6 +220,9 @@ class JobRecord:
             progress_step=row.progress_step,
             progress_total=row.progress_total,
             error=row.error,
+            error_type=row.error_type,
+            error_param=row.error_param,
+            result=None if row.result is None else dict(row.result),
             result_image_id=row.result_image_id,
             source=JobSource(row.source),
             idempotency_key=row.idempotency_key,
@@ -210,7 +257,8 @@ class JobStore(Protocol):
         max_attempts: int = 3,
         source: JobSource | str = JobSource.HTTP,
         idempotency_key: str | None = None,
-        request_hash: str | None = None,
+        body_hash: str | None = None,
+        claim_for: tuple[str, float] | None = None,
     ) -> JobRecord:
         """Record a new queued job and commit before returning."""
         ...
@@ -248,11 +296,21 @@ class JobStore(Protocol):
         image_id: uuid.UUID | str | None = None,
         *,
         image: Image | None = None,
+        result: JobResult | None = None,
     ) -> JobRecord:
         """Mark the job succeeded, exactly once, if ``owner`` still holds its lease."""
         ...
 
-    async def fail(self, job_id: uuid.UUID | str, owner: str, error: str, *, transient: bool) -> JobRecord:
+    async def fail(
+        self,
+        job_id: uuid.UUID | str,
+        owner: str,
+        error: str,
+        *,
+        transient: bool,
+        error_type: str | None = None,
+        param: str | None = None,
+    ) -> JobRecord:
         """Record a failure: retry later, or fail or die for good."""
         ...
 

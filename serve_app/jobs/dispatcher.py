@@ -1,9 +1,11 @@
-"""The dispatcher: claims runnable jobs and drives each through a handler, durably.
+"""The dispatcher: claims runnable jobs and runs each through its kind, durably.
 
 One loop per ingress replica. It claims jobs (priority, then deadline, then age) up to ``max_concurrent`` at a
-time, runs each through the handler while a heartbeat keeps its lease alive, and records the outcome exactly
-once: succeeded, retried after a backoff (transient failures), failed (permanent ones), or cancelled. A
-runner that dies simply stops heartbeating; its jobs are claimed again when their leases expire.
+time, runs each through ``registry[job.kind]`` while a heartbeat keeps its lease alive, and records the
+outcome exactly once: succeeded (with the kind's :class:`~serve_app.jobs.base.JobResult`), retried after a
+backoff (transient failures), failed (permanent ones, an unknown kind included), or cancelled. Whether a
+failure is transient is decided by :func:`serve_app.errors.is_transient`. A runner that dies simply stops
+heartbeating; its jobs are claimed again when their leases expire.
 """
 
 from __future__ import annotations
@@ -14,30 +16,23 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serve_app.db.models import JobStatus
-from serve_app.jobs.base import JobNotFound, JobRecord, LeaseLost
+from serve_app.errors import describe_failure, is_transient
+from serve_app.jobs.base import JobNotFound, JobRecord, JobResult, LeaseLost
 from serve_app.jobs.sql import SqlJobStore
 
-__all__ = ["Dispatcher", "JobHandler", "PermanentJobError", "ProgressFn"]
+if TYPE_CHECKING:
+    from serve_app.jobs.kinds.base import KindRegistry
+    from serve_app.jobs.stages import Stages
+
+__all__ = ["Dispatcher", "ProgressFn"]
 
 logger = logging.getLogger("ray.serve.limner.jobs")
 
 ProgressFn = Callable[[int, int], Awaitable[None]]
-JobHandler = Callable[[JobRecord, ProgressFn], Awaitable[str]]
-"""Runs one job; reports progress; returns the id of the result image."""
-
-
-class PermanentJobError(Exception):
-    """A failure that no retry can fix (bad input found late): the job fails at once."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+"""Reports ``(step, total)`` of the running job."""
 
 
 class Dispatcher:
@@ -45,8 +40,9 @@ class Dispatcher:
 
     Args:
         store: The job store.
-        handler: Runs one job (see :data:`JobHandler`).
-        is_transient: Whether an exception from the handler is worth a retry.
+        registry: The job kinds; a job runs through ``registry[job.kind]``.
+        stages: The shared steps the kinds' recipes use.
+        is_transient: Whether an exception from a kind is worth a retry (the one table in serve_app/errors).
         lease_s: Lease of a claimed job.
         heartbeat_s: How often a running job's lease is renewed (and a cancel request noticed).
         poll_interval_s: How long the loop sleeps when there is nothing to claim.
@@ -57,9 +53,10 @@ class Dispatcher:
     def __init__(
         self,
         store: SqlJobStore,
-        handler: JobHandler,
+        registry: KindRegistry,
+        stages: Stages,
         *,
-        is_transient: Callable[[BaseException], bool],
+        is_transient: Callable[[BaseException], bool] = is_transient,
         lease_s: float = 30.0,
         heartbeat_s: float = 5.0,
         poll_interval_s: float = 0.2,
@@ -67,7 +64,8 @@ class Dispatcher:
         owner: str | None = None,
     ) -> None:
         self._store = store
-        self._handler = handler
+        self._registry = registry
+        self._stages = stages
         self._is_transient = is_transient
         self._lease_s = lease_s
         self._heartbeat_s = min(heartbeat_s, lease_s / 3)
@@ -179,7 +177,7 @@ class Dispatcher:
             counts = await self._store.counts()
             self._queued = counts.get(JobStatus.QUEUED, 0)
             self._counted_at = now
-        free = self._max_concurrent - len(self._running) - self._reserved
+        free = self.free_slots
         while free > 0:
             claimed = await self._store.claim(self.owner, lease_s=self._lease_s, limit=free)
             for job in claimed:
@@ -188,12 +186,21 @@ class Dispatcher:
             if len(claimed) == 0:
                 break
 
+    @property
+    def free_slots(self) -> int:
+        """Slots neither running a job nor reserved for one about to be submitted."""
+        return self._max_concurrent - len(self._running) - self._reserved
+
+    async def _execute(self, job: JobRecord) -> JobResult:
+        kind = self._registry[job.kind]  # UnknownKind: fails the job permanently
+        return await kind.run(job, self._stages, self._progress_fn(job))
+
     async def _run(self, job: JobRecord) -> None:
-        work = asyncio.ensure_future(self._handler(job, self._progress_fn(job)))
+        work = asyncio.ensure_future(self._execute(job))
         beat = asyncio.ensure_future(self._heartbeat(job, work))
         try:
             try:
-                image_id = await asyncio.shield(work)
+                result = await asyncio.shield(work)
             except asyncio.CancelledError:
                 work.cancel()
                 with contextlib.suppress(BaseException):
@@ -203,15 +210,16 @@ class Dispatcher:
                     logger.info("job %s cancelled", job.id)
                     return
                 raise
-            except PermanentJobError as exc:
-                await self._store.fail(job.id, self.owner, str(exc), transient=False)
-                return
             except Exception as exc:
                 transient = self._is_transient(exc)
-                logger.warning("job %s attempt %d failed (%s): %s", job.id, job.attempts, type(exc).__name__, exc)
-                await self._store.fail(job.id, self.owner, f"{type(exc).__name__}: {exc}"[:2000], transient=transient)
+                message, error_type, param = describe_failure(exc)
+                log = logger.warning if transient else logger.info
+                log("job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, job.attempts, error_type, message)
+                await self._store.fail(
+                    job.id, self.owner, message, transient=transient, error_type=error_type, param=param
+                )
                 return
-            await self._store.complete(job.id, self.owner, image_id)
+            await self._store.complete(job.id, self.owner, result=result)
         except LeaseLost:
             logger.warning("job %s: lease lost; another runner owns it now", job.id)
         except JobNotFound:

@@ -41,6 +41,7 @@ from serve_app.jobs.base import (
     JobNotFound,
     JobPage,
     JobRecord,
+    JobResult,
     LeaseLost,
     canonical_hash,
     canonical_json,
@@ -48,10 +49,11 @@ from serve_app.jobs.base import (
 
 __all__ = ["DEADLINE_EXCEEDED", "TERMINAL_EVENTS", "SqlJobStore"]
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("ray.serve.limner.jobs")
 
-#: The error recorded on a job that was not started before its deadline.
+#: The error recorded on a job that was not started before its deadline, and its type.
 DEADLINE_EXCEEDED = "deadline exceeded"
+DEADLINE_EXCEEDED_TYPE = "deadline_exceeded"
 #: Event types after which a job's stream ends.
 TERMINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -209,7 +211,7 @@ class SqlJobStore:
         max_attempts: int = 3,
         source: JobSource | str = JobSource.HTTP,
         idempotency_key: str | None = None,
-        request_hash: str | None = None,
+        body_hash: str | None = None,
         claim_for: tuple[str, float] | None = None,
     ) -> JobRecord:
         """Record a new queued job; it is committed when this returns.
@@ -223,7 +225,8 @@ class SqlJobStore:
             source: ``http`` or ``zmq``.
             idempotency_key: A client-chosen key: the same key with the same request returns the first
                 job; with a different request it raises :class:`IdempotencyConflict`.
-            request_hash: The canonical request hash (cache key); by default the hash of kind and payload.
+            body_hash: What an idempotency-key replay must match: the hash of the request as the client sent
+                it; by default the hash of kind and payload.
             claim_for: ``(owner, lease_s)`` of a dispatcher with a free slot: when no runnable job comes before
                 this one, it is claimed for that owner in the same transaction (``running``, attempt 1), which
                 spares an idle service a claim round trip. Otherwise it is queued as usual.
@@ -245,7 +248,7 @@ class SqlJobStore:
             canonical_json(payload)
         except TypeError as exc:
             raise ValueError(f"payload is not JSON-serialisable: {exc}") from exc
-        digest = request_hash or canonical_hash({"kind": kind, "payload": payload})
+        digest = body_hash or canonical_hash({"kind": kind, "payload": payload})
         source = JobSource(source)
 
         # A repeated idempotency key is found by the unique index on insert, not by a lookup first: the
@@ -257,7 +260,7 @@ class SqlJobStore:
                     id=uuid.uuid4(),
                     kind=kind,
                     payload=payload,
-                    request_hash=digest,
+                    body_hash=digest,
                     status=JobStatus.QUEUED,
                     priority=priority,
                     deadline=deadline,
@@ -320,7 +323,7 @@ class SqlJobStore:
 
     @staticmethod
     def _replay(existing: JobRecord, key: str, digest: str) -> JobRecord:
-        if existing.request_hash != digest:
+        if existing.body_hash != digest:
             raise IdempotencyConflict(key, existing.id)
         return existing
 
@@ -519,6 +522,7 @@ class SqlJobStore:
         image_id: uuid.UUID | str | None = None,
         *,
         image: Image | None = None,
+        result: JobResult | None = None,
     ) -> JobRecord:
         """Mark the job ``succeeded``, if ``owner`` still holds its lease.
 
@@ -534,6 +538,8 @@ class SqlJobStore:
             image_id: The result image, already stored.
             image: Alternatively, a new ``Image`` row to insert in the same transaction, so a runner that
                 loses its lease leaves no orphan row behind.
+            result: The whole result (every image and the data document); its first image is the job's
+                ``result_image_id`` unless ``image_id`` or ``image`` is given.
 
         Returns:
             The finished job.
@@ -552,25 +558,43 @@ class SqlJobStore:
                 session.add(image)
                 await session.flush()
                 image_id = image.id
-            result = None if image_id is None else _as_uuid(image_id)
+            if image_id is None and result is not None:
+                image_id = result.image_id
+            main = None if image_id is None else _as_uuid(image_id)
+            if result is None:
+                result = JobResult(images=() if main is None else (str(main),))
             events = []
             if job.progress_total and (job.progress_step or 0) < job.progress_total:
                 # The last step is recorded here rather than by a write of its own just before this one.
                 job.progress_step = job.progress_total
                 final = {"step": job.progress_total, "total": job.progress_total}
                 events.append(self._append(session, job, "progress", final, now))
-            job.result_image_id = result
+            job.result_image_id = main
+            job.result = result.as_json()
             job.progress = 1.0
-            job.error = None
+            job.error = job.error_type = job.error_param = None
             self._finish(job, JobStatus.SUCCEEDED, now)
-            data = {"image_id": None if result is None else str(result), "attempt": job.attempts}
+            data = {
+                "image_id": None if main is None else str(main),
+                "images": list(result.images),
+                "attempt": job.attempts,
+            }
             events.append(self._append(session, job, "succeeded", data, now))
             await session.flush()
             record = JobRecord.from_row(job)
         await self._emit(events)
         return record
 
-    async def fail(self, job_id: uuid.UUID | str, owner: str, error: str, *, transient: bool) -> JobRecord:
+    async def fail(
+        self,
+        job_id: uuid.UUID | str,
+        owner: str,
+        error: str,
+        *,
+        transient: bool,
+        error_type: str | None = None,
+        param: str | None = None,
+    ) -> JobRecord:
         """Record a failed attempt.
 
         A transient failure (replica died, timeout, overload) goes back to ``queued`` after a backoff, or
@@ -582,6 +606,8 @@ class SqlJobStore:
             owner: The claimant.
             error: What went wrong, for the client.
             transient: Whether another attempt could succeed.
+            error_type: The failure's stable type (``serve_app.errors``: ``invalid_request``, ...).
+            param: The request field at fault, if any.
 
         Returns:
             The job after the transition.
@@ -596,12 +622,19 @@ class SqlJobStore:
             job = await self._locked(session, jid)
             if not self._holds(job, owner, now):
                 raise LeaseLost(jid, owner)
+            job.error_type, job.error_param = error_type, param
             if job.cancel_requested:
                 self._finish(job, JobStatus.CANCELLED, now, error)
                 event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
             elif not transient:
                 self._finish(job, JobStatus.FAILED, now, error)
-                data = {"status": JobStatus.FAILED.value, "error": error, "attempt": job.attempts}
+                data = {
+                    "status": JobStatus.FAILED.value,
+                    "error": error,
+                    "error_type": error_type,
+                    "param": param,
+                    "attempt": job.attempts,
+                }
                 event = self._append(session, job, "failed", data, now)
             elif job.attempts >= job.max_attempts:
                 self._finish(job, JobStatus.DEAD, now, error)
@@ -725,7 +758,8 @@ class SqlJobStore:
         async with self._tx() as session:
             for job in (await session.execute(query)).scalars():
                 self._finish(job, JobStatus.FAILED, now, DEADLINE_EXCEEDED)
-                data = {"status": JobStatus.FAILED.value, "error": DEADLINE_EXCEEDED}
+                job.error_type = DEADLINE_EXCEEDED_TYPE
+                data = {"status": JobStatus.FAILED.value, "error": DEADLINE_EXCEEDED, "error_type": job.error_type}
                 events.append(self._append(session, job, "failed", data, now))
         await self._emit(events)
         return [uuid.UUID(e.job_id) for e in events]

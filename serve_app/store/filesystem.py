@@ -7,11 +7,12 @@ Layout under the root (``ab/cd`` are the first four hex digits of the sha256)::
     ab/cd/.tmp-<uuid>-<name>    a write in progress (or left by a crash; collected after the grace period)
     ab/cd/.gc-<uuid>-<name>     a blob being collected (see below)
 
-On a local filesystem the store uses the operating system directly: ``os.replace`` renames atomically, a
-write is fsynced before it is renamed, and collection is race-free (it renames a candidate aside, checks
-that nobody refreshed it in between, and only then deletes it). On other filesystems it goes through
-fsspec; object stores make a PUT visible whole, and the only window left is between collection's last age
-check and its delete of a blob that had been unreferenced and old for the whole grace period.
+On a local filesystem the store uses the operating system directly: a write is fsynced, then renamed into
+place with ``os.replace`` (:func:`serve_app.files.atomic_write`), and collection is race-free (it renames a
+candidate aside, checks that nobody refreshed it in between, and only then deletes it). On other filesystems
+it goes through fsspec; object stores make a PUT visible whole, and the only window left is between
+collection's last age check and its delete of a blob that had been unreferenced and old for the whole grace
+period.
 
 fsspec calls are blocking, so every operation runs in a worker thread.
 """
@@ -20,17 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import posixpath
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from pipelines.encode import ImageFormat, transcode
+from serve_app.files import TEMP_PREFIX, atomic_write
 from serve_app.store.base import (
     DERIVABLE_FORMATS,
     AssetNotFound,
@@ -43,7 +45,7 @@ from serve_app.store.base import (
 
 __all__ = ["FsspecAssetStore"]
 
-_TMP = ".tmp-"
+_TMP = TEMP_PREFIX
 _TRASH = ".gc-"
 _DERIVED = "derived"
 
@@ -129,24 +131,11 @@ class FsspecAssetStore:
             raise
 
     def _write_atomic(self, path: str, data: bytes) -> None:
+        if self._local:
+            atomic_write(path, data)
+            return
         folder = self._dirname(path)
         tmp = self._join(folder, f"{_TMP}{uuid.uuid4().hex}-{os.path.basename(path)}")
-        if self._local:
-            os.makedirs(folder, exist_ok=True)
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)  # the bytes are on disk before the name says they are
-                finally:
-                    os.close(fd)
-                os.replace(tmp, path)
-            except BaseException:
-                self._discard(tmp)
-                raise
-            return
         self._fs.makedirs(folder, exist_ok=True)
         try:
             with self._fs.open(tmp, "wb") as handle:
@@ -350,7 +339,7 @@ class FsspecAssetStore:
                     continue
                 return DerivedAsset(sha256=sha, ext=target, size=size, hit=True)
         source = self._read(sha, source_ext)
-        data = _convert(source, target, quality)
+        data = transcode(source, cast(ImageFormat, target), quality=quality)
         self._write_atomic(self.path(sha, target, derived=True), data)
         return DerivedAsset(sha256=sha, ext=target, size=len(data), hit=False)
 
@@ -468,28 +457,3 @@ class FsspecAssetStore:
                 self._fs.mv(path, final)
             return
         self._remove(path, result, dry_run=False)
-
-
-def _convert(data: bytes, target: str, quality: int) -> bytes:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        if target == "jpeg":
-            if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                flat = Image.new("RGB", rgba.size, (255, 255, 255))
-                flat.paste(rgba, mask=rgba.getchannel("A"))
-                converted = flat
-            else:
-                converted = image.convert("RGB")
-            kwargs: dict[str, Any] = {"quality": quality, "optimize": True}
-        elif target == "webp":
-            converted = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA")
-            kwargs = {"quality": quality, "method": 4}
-        else:
-            converted = image
-            kwargs = {"optimize": True}
-        out = io.BytesIO()
-        converted.save(out, format=target.upper(), **kwargs)
-    return out.getvalue()

@@ -1,31 +1,34 @@
 """The HTTP layer in-process: real routes, real services (SQLite, a local asset folder, in-process cache and
-events), the real dispatcher, and the real composer and generator classes on the tiny model. No Ray."""
+events), the edge built by the same :func:`serve_app.runtime.build_edge` the ingress uses, and the real
+composer and generator classes on the tiny model. No Ray."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from deployments.composer import Composer
 from deployments.generator import Generator
-from deployments.ingress import is_transient
 from serve_app.api.app import create_api
-from serve_app.api.service import ImageService
 from serve_app.config import AppConfig, ComposerConfig, GeneratorConfig, JobsConfig, Settings
-from serve_app.images import ImageRepository
-from serve_app.jobs.dispatcher import Dispatcher
-from serve_app.jobs.generate import GenerateJobs
+from serve_app.jobs.kinds import JobKind, default_kinds
+from serve_app.runtime import Edge, Handles, build_edge
 from serve_app.schemas import ComposedRequest
-from serve_app.services import Services, open_services
+from serve_app.services import open_services
 
 
 class Local:
-    """What the ingress builds, over plain objects instead of deployment handles."""
+    """What the ingress builds, over plain objects instead of deployment handles.
+
+    A job whose prompt is in :attr:`held` stops after its first denoising step until :meth:`release`, so a
+    test can count on it still running however slow the machine is.
+    """
 
     def __init__(self, model_cache: Path, data_dir: Path, jobs: JobsConfig) -> None:
         self.composer = Composer.func_or_class(ComposerConfig(width=64, height=64, steps=3), "tiny")
@@ -36,51 +39,53 @@ class Local:
         self.jobs_config = jobs
         self.ready = True
         self.failures: dict[str, int] = {}  # prompt → how many more attempts fail as if a replica died
-        self.services: Services
-        self.dispatcher: Dispatcher
-        self.service: ImageService
+        self.held: set[str] = set()
+        self.kinds: list[JobKind] = default_kinds()
+        self.routers: list[APIRouter] = []
+        self.edge: Edge
+        self._gate: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def stream(self, composed: ComposedRequest) -> AsyncIterator[dict[str, Any]]:
-        left = self.failures.get(composed.request.prompt, 0)
+        prompt = composed.request.prompt
+        left = self.failures.get(prompt, 0)
         if left:
-            self.failures[composed.request.prompt] = left - 1
+            self.failures[prompt] = left - 1
             raise RuntimeError("replica died")
-        async for item in self.generator.generate_stream(composed, self.services.jobs.progress_interval_s):
+        async for item in self.generator.generate_stream(composed, self.edge.services.jobs.progress_interval_s):
             yield item
+            if prompt in self.held and item["type"] == "progress" and self._gate is not None:
+                await self._gate.wait()
+
+    def hold(self, prompts: Iterable[str]) -> None:
+        """Jobs with these prompts stay running after their first step until :meth:`release`."""
+        self.held |= set(prompts)
+
+    def release(self) -> None:
+        """Lets every held job go on (callable from the test's thread)."""
+        self.held.clear()
+        if self._loop is not None and self._gate is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._gate.set)
 
     async def readiness(self) -> dict[str, Any] | None:
         return await self.generator.ready() if self.ready else None  # type: ignore[no-any-return]
 
     async def open(self) -> None:
-        self.services = await open_services(AppConfig(jobs=self.jobs_config), self.settings)
-        handler = GenerateJobs(
-            self.stream,
-            ImageRepository(self.services.engine),
-            self.services.store,
-            self.services.results,
+        self._loop, self._gate = asyncio.get_running_loop(), asyncio.Event()
+        config = AppConfig(jobs=self.jobs_config)
+        services = await open_services(config, self.settings)
+        handles = Handles(
+            compose=self.composer.compose,
+            stream=self.stream,
+            readiness=self.readiness,
+            generator_stats=self.generator.stats,
         )
-        self.dispatcher = Dispatcher(
-            self.services.jobs,
-            handler,
-            is_transient=is_transient,
-            lease_s=self.jobs_config.lease_s,
-            heartbeat_s=self.jobs_config.heartbeat_s,
-            poll_interval_s=0.05,
-            max_concurrent=self.jobs_config.max_concurrent,
-        )
-        self.dispatcher.start()
-        self.service = ImageService(
-            self.services,
-            self.dispatcher,
-            self.composer.compose,
-            self.readiness,
-            self.generator.stats,
-            self.jobs_config,
-        )
+        self.edge = build_edge(config, services, handles, kinds=self.kinds, poll_interval_s=0.05)
+        self.edge.start()
 
     async def close(self) -> None:
-        await self.dispatcher.stop()
-        await self.services.aclose()
+        self.release()
+        await self.edge.aclose()
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +110,13 @@ def create_api_lazily(local: Local) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await local.open()
-        app.state.service = local.service
+        app.state.edge = local.edge
         yield
         await local.close()
 
-    app = create_api(None)  # type: ignore[arg-type]
+    app = create_api(None)
+    for router in local.routers:
+        app.include_router(router)
     app.router.lifespan_context = lifespan
     return app
 

@@ -40,3 +40,39 @@ def test_gc_removes_only_old_unreferenced_blobs(tmp_path: Path) -> None:
     assert report["removed"] == 1 and report["kept_referenced"] == 1 and report["kept_recent"] == 1
     names = {p.stem for p in (tmp_path / "assets").rglob("*.png")}
     assert names == {kept, fresh} and orphan not in names
+
+
+def test_gc_keeps_every_asset_a_jobs_kind_references(tmp_path: Path) -> None:
+    """Each kind says what its payload needs: a generate job's init image and its ControlNet depth map."""
+    from serve_app.jobs.kinds import GeneratePayload
+
+    settings = Settings(data_dir=str(tmp_path))
+
+    async def scenario() -> tuple[str, str, str]:
+        services = await open_services(AppConfig(), settings)
+        try:
+            init = await services.store.put(b"img2img start", "png")
+            depth = await services.store.put(b"depth map", "png")
+            loose = await services.store.put(b"named by a kind nobody runs", "png")
+            payload = GeneratePayload(
+                request={"prompt": "a ruin", "seed": 1},
+                cacheable=True,
+                request_hash="v1:" + "0" * 64,
+                generation={"prompt": "a ruin", "seed": 1},
+                init_image=init,
+                control_image=depth,
+            )
+            await services.jobs.submit("generate", payload.to_json())
+            await services.jobs.submit("retired-kind", {"init_image": loose})
+            old = time.time() - 7200
+            for sha in (init, depth, loose):
+                os.utime(services.store.path(sha, "png"), (old, old))  # type: ignore[attr-defined]
+            return init, depth, loose
+        finally:
+            await services.aclose()
+
+    init, depth, loose = asyncio.run(scenario())
+    report = asyncio.run(collect_garbage(settings, older_than_s=3600, dry_run=False))
+    assert report["removed"] == 1 and report["kept_referenced"] == 2
+    names = {p.stem for p in (tmp_path / "assets").rglob("*.png")}
+    assert names == {init, depth} and loose not in names

@@ -131,12 +131,12 @@ def test_job_is_committed_before_202_and_finishes(client: TestClient, local: Loc
     assert Image.open(io.BytesIO(file.content)).size == (64, 64)
 
 
-def test_an_idle_service_claims_a_job_as_it_commits_it_and_a_busy_one_queues(client: TestClient) -> None:
+def test_an_idle_service_claims_a_job_as_it_commits_it_and_a_busy_one_queues(client: TestClient, local: Local) -> None:
     r = client.post(JOBS, json={"prompt": "a lighthouse", "seed": 4, "steps": 40})
     job = r.json()
     assert r.status_code == 202 and job["status"] == "running" and job["attempts"] == 1
     assert _wait_status(client, job["id"], {"succeeded"})["status"] == "succeeded"
-    ids = _saturate(client)  # 10 long jobs, 8 slots
+    ids = _saturate(client, local)  # 10 held jobs, 8 slots
     assert [client.get(f"{JOBS}/{i}").json()["status"] for i in ids[-2:]] == ["queued", "queued"]
     for job_id in ids:
         client.delete(f"{JOBS}/{job_id}")
@@ -181,14 +181,17 @@ def test_list_jobs_pages_with_a_cursor(client: TestClient) -> None:
     assert client.get(f"{JOBS}/not-a-uuid").status_code == 404
 
 
-def _saturate(client: TestClient, n: int = 10) -> list[str]:
-    """Long jobs that keep every dispatcher slot busy for a while."""
+def _saturate(client: TestClient, local: Local, n: int = 10) -> list[str]:
+    """Long jobs that keep every dispatcher slot busy until the test cancels them (they are held after their
+    first step, so a slow machine cannot finish one early)."""
     body = {"width": 64, "height": 64, "steps": 150}
-    return [client.post(JOBS, json={**body, "prompt": f"slow {i}", "seed": i}).json()["id"] for i in range(n)]
+    prompts = [f"slow {i}" for i in range(n)]
+    local.hold(prompts)
+    return [client.post(JOBS, json={**body, "prompt": p, "seed": i}).json()["id"] for i, p in enumerate(prompts)]
 
 
-def test_cancel_queued_and_running(client: TestClient) -> None:
-    ids = _saturate(client)
+def test_cancel_queued_and_running(client: TestClient, local: Local) -> None:
+    ids = _saturate(client, local)
     running = _wait_status(client, ids[0], {"running"})
     assert running["status"] == "running"
     queued = client.get(f"{JOBS}/{ids[-1]}").json()
@@ -206,8 +209,8 @@ def test_cancel_queued_and_running(client: TestClient) -> None:
         assert _wait_status(client, job_id, {"cancelled", "succeeded"})["status"] == "cancelled"
 
 
-def test_deadline_expiry(client: TestClient) -> None:
-    ids = _saturate(client)
+def test_deadline_expiry(client: TestClient, local: Local) -> None:
+    ids = _saturate(client, local)
     late = client.post(JOBS, params={"deadline_s": 0.01}, json={"prompt": "too late", "seed": 1}).json()
     failed = _wait_status(client, late["id"], {"failed", "succeeded"}, timeout=20)
     assert failed["status"] == "failed" and failed["error"] == "deadline exceeded"
@@ -227,6 +230,7 @@ def test_transient_failures_retry_then_die(client: TestClient, local: Local) -> 
     assert flaky["status"] == "succeeded" and flaky["attempts"] == 2
     assert doomed["status"] == "dead" and doomed["attempts"] == doomed["max_attempts"]
     assert "replica died" in doomed["error"]
+    assert doomed["error_type"] == "generation_failed" and doomed["error_param"] is None
 
 
 def _sse(client: TestClient, job_id: str, last_id: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
@@ -288,3 +292,29 @@ def test_image_metadata_versions_and_soft_delete(client: TestClient) -> None:
     assert client.delete(image_url).status_code == 204
     assert client.get(image_url).status_code == 404
     assert client.delete(image_url).status_code == 404
+
+
+def test_admin_stats_report_cache_counters_and_batches(client: TestClient) -> None:
+    before = client.get("/api/v2/admin/cache/stats")
+    assert before.status_code == 200, before.text
+    stats = before.json()
+    assert set(stats) == {"results", "hot_assets", "jobs"}
+    assert {"hits", "misses", "coalesced", "evictions", "lookups", "hit_rate"} <= set(stats["results"])
+    r = client.post(JOBS, params={"wait": 30}, json={"prompt": "a counted coin", "seed": 77})
+    asset = r.json()["links"]["asset"]
+    client.get(asset)
+    client.get(asset)
+    after = client.get("/api/v2/admin/cache/stats").json()
+    assert after["results"]["misses"] > stats["results"]["misses"]  # a new seeded request: looked up, missed
+    assert after["hot_assets"]["hits"] >= stats["hot_assets"]["hits"] + 2  # both reads came from the hot cache
+    generator = client.get("/api/v2/admin/generator/stats").json()
+    assert generator["images"] >= 1 and sum(generator["batch_sizes"].values()) >= 1
+    assert client.get("/api/v2/admin/zmq/stats").status_code == 404  # no bridge in this edge
+
+
+def test_a_succeeded_job_reports_its_whole_result(client: TestClient) -> None:
+    done = client.post(JOBS, params={"wait": 30}, json={"prompt": "a lantern", "seed": 5}).json()
+    assert done["status"] == "succeeded"
+    assert done["result"]["images"] == [done["image_id"]]
+    assert done["result"]["data"]["seed"] == 5 and done["result"]["data"]["request_hash"] == done["request_hash"]
+    assert done["error_type"] is None and done["error_param"] is None

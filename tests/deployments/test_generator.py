@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployments.generator import Generator
-from pipelines.sdxl import GenerationRequest
+from pipelines.request import GenerationRequest
 from serve_app.config import GeneratorConfig
 from serve_app.schemas import ComposedRequest, GeneratedImage
 

@@ -30,6 +30,8 @@ def serve_config(zmq_ports: tuple[int, int] | None = None, warm: bool = True, **
     app = config["applications"][0]
     if zmq_ports is None:
         app["args"]["zmq_bridge"]["enabled"] = False
+        # Serve refuses options for a deployment the app does not have: the bridge's entry goes with it.
+        app["deployments"] = [d for d in app["deployments"] if d["name"] != "ZmqBridge"]
     else:
         app["args"]["zmq_bridge"].update(
             host="127.0.0.1",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 import zmq.asyncio
 from PIL import Image
 
-from serve_app.experimance.bridge import BridgeConfig, BridgeJob, CancelFn, RenderFn, ZmqBridge
+from serve_app.experimance.bridge import BridgeJob, CancelFn, RenderFn, ZmqBridge
+from serve_app.experimance.config import BridgeConfig
 from tests.experimance._core import BIOMES, ERAS, FakeCore
 
 StartBridge = Callable[..., Awaitable[ZmqBridge]]
@@ -136,3 +138,19 @@ async def start_bridge(core: FakeCore, output_dir: Path) -> AsyncIterator[StartB
     yield _start
     for bridge in bridges:
         await bridge.stop()
+
+
+@pytest.fixture
+def experimance_log(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.LogCaptureFixture]:
+    """``caplog``, fed by the experimance logger directly: once ``ray`` is imported, its logger does not
+    propagate to the root logger, where ``caplog`` listens."""
+    logger = logging.getLogger("ray.serve.limner.experimance")
+    monkeypatch.setattr(logger, "propagate", False)  # one copy of each record, whether ray is imported or not
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger=logger.name)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)

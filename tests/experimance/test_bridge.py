@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.sdxl import GenerationRequest, SDXLPipeline
-from serve_app.experimance.bridge import BridgeConfig, BridgeJob, ZmqBridge
+from pipelines.request import GenerationRequest
+from pipelines.sdxl import SDXLPipeline
+from serve_app.experimance.bridge import BridgeJob, ZmqBridge
+from serve_app.experimance.config import BridgeConfig
 from serve_app.experimance.styles import ERA_FRAGMENTS, style_for
 from tests.experimance._core import (
     BIOMES,

@@ -14,7 +14,8 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 
-from serve_app.experimance.bridge import BridgeConfig, BridgeStats, ZmqBridge
+from serve_app.experimance.bridge import BridgeStats, ZmqBridge
+from serve_app.experimance.config import BridgeConfig
 from serve_app.experimance.protocol import ExperimanceRenderRequest, FrameError, decode_frame, encode_image_ready
 from tests.experimance._core import CoreImageReady, CoreRenderRequest
 from tests.experimance._frames import MAX_FRAME, MAX_SIZE, Case, malformed_frames, mutated_bodies, valid_bodies

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from serve_app.experimance.bridge import BridgeConfig
+from serve_app.experimance.config import BridgeConfig
 from serve_app.experimance.protocol import (
     FRAME_ERROR_REASONS,
     Biome,
@@ -358,6 +358,9 @@ def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
         "serve_app.experimance.protocol",
         "serve_app.experimance.styles",
         "serve_app.experimance.bridge",
+        "serve_app.experimance.config",
+        "serve_app.experimance.outputs",
+        "serve_app.experimance.health",
     ],
 )
 def test_all_lists_real_documented_names(name: str) -> None:

@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.sdxl import GenerationInputError, GenerationRequest, SDXLPipeline, load_pipeline
+from pipelines.errors import InputError
+from pipelines.request import GenerationRequest
+from pipelines.sdxl import ModelConfigError, SDXLPipeline, load_pipeline
 from pipelines.tiny import build_tiny_controlnet, ensure_tiny_controlnet
 
 
@@ -108,7 +110,7 @@ def test_img2img_with_a_depth_map(controlled: SDXLPipeline) -> None:
 
 def test_control_image_without_a_controlnet_is_refused(tiny_pipeline: SDXLPipeline) -> None:
     assert not tiny_pipeline.has_controlnet
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(InputError) as info:
         tiny_pipeline.generate([_req(control_image=_depth("ramp_x"))])
     assert info.value.param == "control_image"
     assert "generator.controlnet" in str(info.value)
@@ -117,7 +119,7 @@ def test_control_image_without_a_controlnet_is_refused(tiny_pipeline: SDXLPipeli
 
 @pytest.mark.parametrize("scale", [-0.1, 2.5, float("nan"), "1"])
 def test_control_scale_is_range_checked(controlled: SDXLPipeline, scale: Any) -> None:
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(InputError) as info:
         controlled.generate([_req(control_image=_depth("ramp_x"), control_scale=scale)])
     assert info.value.param == "control_scale"
 
@@ -133,13 +135,13 @@ def test_controlled_and_uncontrolled_requests_never_share_a_call(controlled: SDX
         [_req(), _req(control_image=depth)],
         [_req(control_image=depth), _req(control_image=depth, control_scale=0.5)],
     ):
-        with pytest.raises(GenerationInputError) as info:
+        with pytest.raises(InputError) as info:
             controlled.generate(mixed)
         assert info.value.param == "requests"
 
 
 def test_a_controlnet_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(ModelConfigError) as info:
         load_pipeline("tiny", cache_dir=tmp_path, controlnet=tmp_path / "missing")
     assert info.value.param == "controlnet"
     assert not list(tmp_path.iterdir())  # refused before building or loading the model

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.errors import InputError
 from pipelines.prompts import Defaults, PartialRequest, compose, fit_aspect_ratio, request_hash
-from pipelines.sdxl import GenerationInputError
 from pipelines.styles import Style, apply_style
 
 DEFAULTS = Defaults(width=256, height=256, steps=20, negative_prompt="blurry", base_pixels=1024 * 1024)
@@ -46,7 +46,7 @@ def test_presets_and_aspect_ratios() -> None:
     ],
 )
 def test_bad_fields_are_named(partial: PartialRequest, field: str) -> None:
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(InputError) as info:
         compose(partial, DEFAULTS, seed=1, presets=PRESETS)
     assert info.value.param == field
 

@@ -7,13 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.sdxl import (
-    SCHEDULERS,
-    GenerationCancelled,
-    GenerationInputError,
-    GenerationRequest,
-    SDXLPipeline,
-)
+from pipelines.backend import Capability, ImageBackend
+from pipelines.errors import Cancelled, InputError
+from pipelines.request import SCHEDULER_NAMES, GenerationLimits, GenerationRequest
+from pipelines.sdxl import SCHEDULERS, ModelConfigError, SDXLPipeline
 
 
 def _req(seed: int = 1, prompt: str = "a dragon", **kw: Any) -> GenerationRequest:
@@ -98,7 +95,7 @@ def test_img2img_does_not_depend_on_its_batch(tiny_pipeline: SDXLPipeline) -> No
 def test_input_checks_name_the_field(tiny_pipeline: SDXLPipeline, field: str, overrides: dict[str, Any]) -> None:
     base: dict[str, Any] = {"prompt": "a dragon", "width": 64, "height": 64, "steps": 4}
     base.update(overrides)
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(InputError) as info:
         tiny_pipeline.generate([GenerationRequest(**base)])
     assert info.value.param == field
     assert field in str(info.value)
@@ -106,22 +103,20 @@ def test_input_checks_name_the_field(tiny_pipeline: SDXLPipeline, field: str, ov
 
 
 def test_pixel_budget_names_width() -> None:
-    from pipelines.sdxl import GenerationLimits
-
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(InputError) as info:
         _req(width=1024, height=1024).check(GenerationLimits(max_pixels=512 * 512))
     assert info.value.param == "width" and "pixels" in info.value.allowed
 
 
 def test_checks_run_before_any_compute(tiny_pipeline: SDXLPipeline) -> None:
     calls: list[int] = []
-    with pytest.raises(GenerationInputError):
+    with pytest.raises(InputError):
         tiny_pipeline.generate([_req(), _req(steps=0)], on_step=lambda s, t: calls.append(s) or True)
     assert calls == []
 
 
 def test_requests_of_different_keys_are_refused(tiny_pipeline: SDXLPipeline) -> None:
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(InputError) as info:
         tiny_pipeline.generate([_req(), _req(width=72)])
     assert info.value.param == "requests"
 
@@ -130,15 +125,15 @@ def test_step_callback_reports_progress_and_cancels(tiny_pipeline: SDXLPipeline)
     seen: list[tuple[int, int]] = []
     tiny_pipeline.generate([_req(steps=5)], on_step=lambda s, t: seen.append((s, t)) is None)
     assert seen == [(i, 5) for i in range(1, 6)]
-    with pytest.raises(GenerationCancelled) as info:
+    with pytest.raises(Cancelled) as info:
         tiny_pipeline.generate([_req(steps=5)], on_step=lambda s, t: s < 2)
     assert (info.value.step, info.value.total) == (2, 5)
 
 
 def test_errors_pickle() -> None:
-    err = pickle.loads(pickle.dumps(GenerationInputError("width", 100, "a multiple of 8")))
+    err = pickle.loads(pickle.dumps(InputError("width", 100, "a multiple of 8")))
     assert (err.param, err.value, err.allowed) == ("width", 100, "a multiple of 8")
-    cancelled = pickle.loads(pickle.dumps(GenerationCancelled(2, 5)))
+    cancelled = pickle.loads(pickle.dumps(Cancelled(2, 5)))
     assert (cancelled.step, cancelled.total) == (2, 5)
 
 
@@ -159,7 +154,28 @@ def test_a_model_without_tokenizer_files_is_refused(tmp_path: Any) -> None:
     for f in (broken / "tokenizer_2").iterdir():
         if f.name != "tokenizer_config.json":
             f.unlink()
-    with pytest.raises(GenerationInputError) as info:
+    with pytest.raises(ModelConfigError) as info:
         load_pipeline(str(broken))
     assert info.value.param == "model" and "tokenizer_2" in str(info.value)
     assert load_pipeline(str(folder)).model_name == folder.name  # the intact copy loads
+
+
+def test_every_scheduler_name_a_request_may_use_has_a_diffusers_class() -> None:
+    assert tuple(SCHEDULERS) == SCHEDULER_NAMES
+
+
+def test_the_pipeline_is_an_image_backend(tiny_pipeline: SDXLPipeline) -> None:
+    assert isinstance(tiny_pipeline, ImageBackend)
+    assert tiny_pipeline.capabilities == {Capability.TXT2IMG, Capability.IMG2IMG}  # no ControlNet loaded
+    tiny_pipeline.check(_req())  # a good request passes without any compute
+    with pytest.raises(InputError):
+        tiny_pipeline.check(_req(steps=0))
+
+
+def test_a_loader_mistake_is_not_a_request_input_error(tmp_path: Any) -> None:
+    from pipelines.sdxl import load_pipeline
+
+    with pytest.raises(ModelConfigError) as info:
+        load_pipeline(str(tmp_path / "no-such-model"))
+    assert not isinstance(info.value, InputError)
+    assert info.value.param == "model" and "generator.model" in str(info.value)

@@ -70,7 +70,7 @@ async def test_rows_round_trip_portably(engine: AsyncEngine) -> None:
 async def test_job_defaults_and_enums(engine: AsyncEngine) -> None:
     sessions = make_session_factory(engine)
     async with sessions() as session, session.begin():
-        job = Job(kind="image", payload={"a": 1}, request_hash="0" * 64, source=JobSource.ZMQ)
+        job = Job(kind="image", payload={"a": 1}, body_hash="0" * 64, source=JobSource.ZMQ)
         session.add(job)
     async with sessions() as session:
         got = await session.get(Job, job.id)
@@ -88,16 +88,16 @@ async def test_theme_names_and_idempotency_keys_are_unique(engine: AsyncEngine) 
         async with sessions() as session, session.begin():
             session.add(Theme(name="sunny"))
     async with sessions() as session, session.begin():
-        session.add(Job(kind="image", payload={}, request_hash="1" * 64, idempotency_key="k"))
+        session.add(Job(kind="image", payload={}, body_hash="1" * 64, idempotency_key="k"))
     with pytest.raises(IntegrityError):
         async with sessions() as session, session.begin():
-            session.add(Job(kind="image", payload={}, request_hash="2" * 64, idempotency_key="k"))
+            session.add(Job(kind="image", payload={}, body_hash="2" * 64, idempotency_key="k"))
 
 
 async def test_status_outside_the_enum_is_refused(engine: AsyncEngine) -> None:
     sessions = make_session_factory(engine)
     async with sessions() as session, session.begin():
-        job = Job(kind="image", payload={}, request_hash="3" * 64)
+        job = Job(kind="image", payload={}, body_hash="3" * 64)
         session.add(job)
     with pytest.raises(IntegrityError):  # the CHECK constraint, on both databases
         async with sessions() as session, session.begin():
@@ -111,7 +111,7 @@ async def test_naive_datetimes_are_refused(engine: AsyncEngine) -> None:
     sessions = make_session_factory(engine)
     with pytest.raises(Exception, match="naive datetime"):
         async with sessions() as session, session.begin():
-            session.add(Job(kind="image", payload={}, request_hash="4" * 64, deadline=datetime(2030, 1, 1)))
+            session.add(Job(kind="image", payload={}, body_hash="4" * 64, deadline=datetime(2030, 1, 1)))
 
 
 async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_db_url: str) -> None:

@@ -61,7 +61,7 @@ async def test_submit_commits_before_returning(store: SqlJobStore, db_url: str, 
     job = await store.submit("image", PAYLOAD, priority=3)
     assert job.status is JobStatus.QUEUED
     assert job.attempts == 0 and job.priority == 3 and job.source is JobSource.HTTP
-    assert job.request_hash == canonical_hash({"kind": "image", "payload": PAYLOAD})
+    assert job.body_hash == canonical_hash({"kind": "image", "payload": PAYLOAD})
     assert job.created_at == clock.now and job.next_attempt_at == clock.now
     # A second engine (another process, in effect) sees the row at once.
     other = make_engine(db_url)

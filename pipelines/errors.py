@@ -1,0 +1,50 @@
+"""The errors every pipeline raises, so the edge can tell bad input from a broken stage.
+
+    ValueError
+     └── InputError        an input is out of range: names the field, the value and what is allowed
+    Cancelled              a step callback asked to stop; nothing was produced
+
+Every check in pipelines/ (generation, prompts, and later overlay geometry, themes and specs) raises
+:class:`InputError`; serve_app/errors.py maps it to HTTP 422 with ``param`` naming the field. Both exceptions
+pass their constructor arguments to ``super().__init__`` so they pickle across Ray handles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Cancelled", "InputError"]
+
+
+class InputError(ValueError):
+    """An input is outside what a pipeline accepts.
+
+    Attributes:
+        param: Name of the offending field (dotted for nested fields, e.g. ``tokens.2.cell``).
+        value: The value that was given.
+        allowed: What would have been accepted.
+    """
+
+    def __init__(self, param: str, value: Any, allowed: str) -> None:
+        super().__init__(param, value, allowed)
+        self.param = param
+        self.value = value
+        self.allowed = allowed
+
+    def __str__(self) -> str:
+        shown = repr(self.value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return f"{self.param}={shown} is not allowed: {self.allowed}"
+
+
+class Cancelled(Exception):
+    """A step callback returned False after ``step`` of ``total``; no result was produced."""
+
+    def __init__(self, step: int, total: int) -> None:
+        super().__init__(step, total)
+        self.step = step
+        self.total = total
+
+    def __str__(self) -> str:
+        return f"cancelled after step {self.step} of {self.total}"

@@ -1,0 +1,37 @@
+"""FastAPI dependencies: the edge the app was created with, and typed shortcuts to its services.
+
+Routers import from here, never from ``api/app.py`` (which imports the routers).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serve_app.image_service import ImageService
+from serve_app.jobs.service import JobService
+from serve_app.runtime import Edge
+
+__all__ = ["EdgeDep", "ImagesDep", "JobsDep", "get_edge", "get_images", "get_jobs"]
+
+
+def get_edge(request: Request) -> Edge:
+    """The :class:`~serve_app.runtime.Edge` stored on the app (``app.state.edge``)."""
+    edge: Edge = request.app.state.edge
+    return edge
+
+
+EdgeDep = Annotated[Edge, Depends(get_edge)]
+
+
+def get_jobs(edge: EdgeDep) -> JobService:
+    return edge.jobs
+
+
+def get_images(edge: EdgeDep) -> ImageService:
+    return edge.images
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+ImagesDep = Annotated[ImageService, Depends(get_images)]

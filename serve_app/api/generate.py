@@ -1,0 +1,98 @@
+"""The generate kind's routes: ``POST /api/v2/images/generate`` (answers the bytes) and
+``POST /api/v2/images/jobs`` (answers the job)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, Response
+
+from pipelines.encode import FORMATS
+from serve_app.api.deps import ImagesDep, JobsDep
+from serve_app.api.protocol import GenerateImageRequest, JobResponse
+from serve_app.api.responses import JOBS_PREFIX, job_with_asset
+from serve_app.errors import error_responses
+from serve_app.jobs.kinds.generate import GenerateRequest
+from serve_app.jobs.service import SubmitOptions
+from serve_app.schemas import PartialRequest
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v2/images", tags=["images"])
+
+
+def to_request(body: GenerateImageRequest) -> GenerateRequest:
+    """The HTTP body as the generate kind's request."""
+    return GenerateRequest(PartialRequest(**body.model_dump(exclude={"format"})), format=body.format)
+
+
+@router.post(
+    "/generate",
+    summary="Generate an image and return its bytes",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {media: {} for media in FORMATS.values()},
+            "description": "The image. `X-Seed`, `X-Request-Hash`, `X-Image-Id` and `X-Job-Id` identify it.",
+        },
+        **error_responses(422, 500, 503, 504),
+    },
+)
+async def generate(body: GenerateImageRequest, jobs: JobsDep, images: ImagesDep) -> Response:
+    """Generates one image (as a durable, high-priority job) and answers with its bytes.
+
+    The same request with the same seed gives the same image (and is served from the result cache once made);
+    `X-Request-Hash` is its canonical hash.
+    """
+    config = jobs.config
+    job, payload = await jobs.submit("generate", to_request(body), SubmitOptions(priority=config.generate_priority))
+    result = await jobs.result(job.id, config.generate_timeout_s)
+    assert result.image_id is not None  # a generate job always makes one image
+    image, asset = await images.image_bytes(result.image_id, body.format)
+    return Response(
+        content=asset.data,
+        media_type=FORMATS[body.format],
+        headers={
+            "X-Seed": str(image.seed),
+            "X-Request-Hash": str(payload.request_hash),
+            "X-Image-Id": str(image.id),
+            "X-Job-Id": str(job.id),
+        },
+    )
+
+
+@router.post(
+    "/jobs",
+    summary="Accept a generation job",
+    status_code=202,
+    response_model=JobResponse,
+    responses={200: {"model": JobResponse, "description": "Finished within `wait`."}, **error_responses(409, 422, 503)},
+)
+async def submit_job(
+    body: GenerateImageRequest,
+    jobs: JobsDep,
+    images: ImagesDep,
+    wait: Annotated[float, Query(ge=0, le=600, description="Seconds to wait for the result.")] = 0,
+    priority: Annotated[int | None, Query(ge=-100, le=100, description="Higher runs first.")] = None,
+    deadline_s: Annotated[float | None, Query(gt=0, description="Fail unless started within this.")] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    """Commits the job before answering 202 with its id and links (`Location` points at it). With
+    `wait=S`, answers 200 with the finished job if it finishes within S seconds. The same
+    `Idempotency-Key` with the same body returns the same job; with another body, 409.
+    """
+    options = SubmitOptions(
+        priority=jobs.config.http_priority if priority is None else priority,
+        idempotency_key=idempotency_key,
+        deadline_s=deadline_s,
+    )
+    job, _ = await jobs.submit("generate", to_request(body), options)
+    status = 202
+    if wait > 0:
+        job = await jobs.wait(job.id, wait)
+        if job.status.is_final:
+            status = 200
+    out = await job_with_asset(job, images)
+    location = {"Location": f"{JOBS_PREFIX}/{job.id}"}
+    return JSONResponse(out.model_dump(mode="json"), status_code=status, headers=location)

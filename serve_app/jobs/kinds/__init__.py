@@ -1,0 +1,22 @@
+"""Job kinds: each is one module here (see :mod:`serve_app.jobs.kinds.base` for what a kind owns)."""
+
+from serve_app.jobs.kinds.base import Accepted, JobKind, JobResult, KindPayload, KindRegistry, payload_summary
+from serve_app.jobs.kinds.generate import GenerateKind, GeneratePayload, GenerateRequest
+
+__all__ = [
+    "Accepted",
+    "GenerateKind",
+    "GeneratePayload",
+    "GenerateRequest",
+    "JobKind",
+    "JobResult",
+    "KindPayload",
+    "KindRegistry",
+    "default_kinds",
+    "payload_summary",
+]
+
+
+def default_kinds() -> list[JobKind]:
+    """The kinds limner runs: every job the service accepts is of one of these."""
+    return [GenerateKind()]

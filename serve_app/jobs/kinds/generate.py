@@ -1,0 +1,132 @@
+"""The ``generate`` kind: one image from a prompt (text-to-image, or image-to-image / ControlNet from images
+the request brought), answered from the result cache when the same seeded request was made before.
+
+Its route is serve_app/api/generate.py (``POST /api/v2/images/generate`` and ``POST /api/v2/images/jobs``);
+the Experimance bridge submits the same request type with its style and conditioning images.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from pipelines.prompts import request_hash
+from pipelines.request import GenerationRequest
+from pipelines.styles import Style
+from serve_app.jobs.base import JobRecord, JobResult
+from serve_app.jobs.kinds.base import Accepted, KindPayload
+from serve_app.schemas import ComposedRequest, PartialRequest
+
+if TYPE_CHECKING:
+    from serve_app.jobs.dispatcher import ProgressFn
+    from serve_app.jobs.stages import Stages
+
+__all__ = ["GenerateKind", "GeneratePayload", "GenerateRequest"]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A generate request as a door hands it in (plain data: it crosses the bridge → ingress handle).
+
+    Attributes:
+        partial: What the user asked for; omitted fields get the composer's defaults.
+        format: Encoding the client wants back.
+        style: A resolved style to apply, or None.
+        init_png: An image-to-image start as PNG (or any PIL-readable bytes), or None.
+        strength: img2img strength with ``init_png`` (0.75 when None).
+        control_png: ControlNet conditioning (a depth map), or None.
+        control_scale: ControlNet conditioning scale with ``control_png``.
+    """
+
+    partial: PartialRequest
+    format: str = "png"
+    style: Style | None = None
+    init_png: bytes | None = field(default=None, repr=False)
+    strength: float | None = None
+    control_png: bytes | None = field(default=None, repr=False)
+    control_scale: float = 1.0
+
+
+class GeneratePayload(KindPayload):
+    """What a generate job runs, decided at acceptance."""
+
+    request: dict[str, Any] = Field(..., description="The partial request as accepted, its seed filled in.")
+    cacheable: bool = Field(..., description="Seeded by the client: a remembered image answers it.")
+    style: str | None = Field(None, description="Name of the style applied at acceptance.")
+    generation: dict[str, Any] = Field(..., description="The composed GenerationRequest, images aside.")
+    init_image: str | None = Field(None, description="Content hash of the img2img start image.")
+    control_image: str | None = Field(None, description="Content hash of the ControlNet conditioning image.")
+
+    async def composed(self, stages: Stages) -> ComposedRequest:
+        """The generation request this payload describes, with its images loaded from the store."""
+        fields = dict(self.generation)
+        if self.init_image is not None:
+            fields["init_image"] = await stages.load_png(self.init_image, "init_image")
+        if self.control_image is not None:
+            fields["control_image"] = await stages.load_png(self.control_image, "control_image")
+        request = GenerationRequest(**fields)
+        request.check()
+        assert self.request_hash is not None  # always set by accept()
+        return ComposedRequest(request, self.request_hash, uuid.uuid4().hex)
+
+
+class GenerateKind:
+    """One generated image per job."""
+
+    name: ClassVar[str] = "generate"
+
+    async def accept(self, request: GenerateRequest, stages: Stages) -> Accepted:
+        """Composes the request once: an unseeded one gets its seed here, so a retry draws the same image, and
+        is marked not cacheable (it asks for a new image, not a remembered one). Images are stored first; the
+        job refers to them by hash."""
+        given = {k: v for k, v in asdict(request.partial).items() if v is not None}
+        identity = {"request": dict(given), "format": request.format}
+        cacheable = request.partial.seed is not None
+        if not cacheable:
+            given["seed"] = secrets.randbelow(2**32)
+        composed = await stages.compose(PartialRequest(**given), request.style)
+        generation, init_sha, control_sha = composed.request, None, None
+        if request.init_png is not None:
+            init_sha = await stages.put_png(request.init_png, "init_image")
+            start = await stages.load_png(init_sha, "init_image")
+            strength = request.strength or 0.75
+            generation = replace(generation, mode="img2img", strength=strength, init_image=start)
+        if request.control_png is not None:
+            control_sha = await stages.put_png(request.control_png, "control_image")
+            control = await stages.load_png(control_sha, "control_image")
+            generation = replace(generation, control_image=control, control_scale=request.control_scale)
+        if generation is not composed.request:
+            generation.check()
+        payload = GeneratePayload(
+            request=given,
+            cacheable=cacheable,
+            format=request.format,
+            style=None if request.style is None else request.style.name,
+            request_hash=request_hash(generation, init_sha, control_sha),
+            generation=_generation_fields(generation),
+            init_image=init_sha,
+            control_image=control_sha,
+        )
+        return Accepted(payload, identity)
+
+    async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
+        payload = GeneratePayload.of(job)
+        composed = await payload.composed(stages)
+        image_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable)
+        data = {"request_hash": payload.request_hash, "seed": composed.request.seed}
+        return JobResult(images=(image_id,), data=data)
+
+    def referenced_assets(self, payload: Mapping[str, Any]) -> set[str]:
+        parsed = GeneratePayload.model_validate(payload)
+        return {sha for sha in (parsed.init_image, parsed.control_image) if sha is not None}
+
+
+def _generation_fields(request: GenerationRequest) -> dict[str, Any]:
+    """The JSON form of a composed request; its images travel by content hash beside it."""
+    return {f.name: getattr(request, f.name) for f in fields(request) if f.name not in ("init_image", "control_image")}
+

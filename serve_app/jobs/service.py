@@ -1,0 +1,268 @@
+"""The job service: accept a job of any kind, follow it, cancel it, wait for its result.
+
+Kind-independent: ``submit(kind, request, options)`` asks the kind to decide the payload (validated and
+composed once, before anything is stored), commits the job, and hands it to this replica's dispatcher
+(claimed in the committing transaction when a slot is free and nothing runnable comes first). Every door
+(HTTP routes, the Experimance bridge) submits through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from serve_app.config import JobsConfig
+from serve_app.db.models import JobSource
+from serve_app.errors import (
+    GatewayTimeout,
+    GenerationFailed,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    ServiceError,
+    from_exception,
+)
+from serve_app.events import Event, SubscriptionLagged
+from serve_app.jobs.base import InvalidCursor, JobNotFound, JobPage, JobRecord, JobResult, canonical_hash
+from serve_app.jobs.dispatcher import Dispatcher
+from serve_app.jobs.kinds.base import KindPayload, KindRegistry
+from serve_app.jobs.sql import TERMINAL_EVENTS, SqlJobStore
+from serve_app.jobs.stages import Stages
+
+__all__ = ["JobService", "SubmitOptions"]
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    """How a job is queued, whatever its kind.
+
+    Attributes:
+        priority: Higher runs first.
+        idempotency_key: The same key with the same request returns the first job; another request, 409.
+        deadline_s: Fail the job unless it starts within this many seconds.
+        source: The door it came in through (``http`` or ``zmq``).
+        admit: Count it against ``jobs.max_queued`` (503 when full). The installation paces itself, so its
+            requests are never refused for queue length.
+    """
+
+    priority: int = 0
+    idempotency_key: str | None = None
+    deadline_s: float | None = None
+    source: JobSource | str = JobSource.HTTP
+    admit: bool = True
+
+
+class JobService:
+    """Accepts and tracks jobs of every registered kind.
+
+    Args:
+        store: The job store.
+        events: The event bus (live job events).
+        registry: The kinds.
+        stages: The shared steps (acceptance composes through them).
+        dispatcher: This replica's dispatcher (woken on submit; runs local cancels).
+        config: The ``jobs`` section.
+    """
+
+    def __init__(
+        self,
+        store: SqlJobStore,
+        events: Any,
+        registry: KindRegistry,
+        stages: Stages,
+        dispatcher: Dispatcher,
+        config: JobsConfig,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.registry = registry
+        self.stages = stages
+        self.dispatcher = dispatcher
+        self.config = config
+
+    # -- accept -----------------------------------------------------------------------------------------
+
+    async def submit(
+        self, kind: str, request: Any, options: SubmitOptions = SubmitOptions()
+    ) -> tuple[JobRecord, KindPayload]:
+        """Validates and composes ``request`` as a job of ``kind``, then commits it.
+
+        Returns:
+            The job (``running`` if it was claimed as it was committed) and its payload.
+
+        Raises:
+            InvalidRequest: A field is out of range (nothing is stored).
+            Conflict: ``idempotency_key`` was used with a different request.
+            Overloaded: The queue is full.
+        """
+        dispatcher = self.dispatcher
+        if options.admit and not dispatcher.admit(self.config.max_queued):
+            raise Overloaded(
+                "The job queue is full; try again shortly.", headers={"Retry-After": str(self.config.retry_after_s)}
+            )
+        # A slot to claim the job in its committing transaction; not for an idempotency key, whose submit may
+        # answer with an earlier job instead (only a job this submit made is ever adopted).
+        slot = dispatcher.reserve() if options.idempotency_key is None else None
+        try:
+            job, payload = await self._commit(kind, request, options, slot)
+        except BaseException:
+            if slot is not None:
+                dispatcher.unreserve()
+            if options.admit:
+                dispatcher.release()
+            raise
+        if slot is not None and job.status == "running":
+            dispatcher.adopt(job)  # claimed as it was committed: nothing was ahead of it, a slot was free
+            if options.admit:
+                dispatcher.release()
+        else:
+            if slot is not None:
+                dispatcher.unreserve()
+            dispatcher.wake()
+        return job, payload
+
+    async def _commit(
+        self, kind: str, request: Any, options: SubmitOptions, slot: tuple[str, float] | None
+    ) -> tuple[JobRecord, KindPayload]:
+        try:
+            accepted = await self.registry[kind].accept(request, self.stages)
+            deadline = datetime.now(UTC) + timedelta(seconds=options.deadline_s) if options.deadline_s else None
+            job = await self.store.submit(
+                kind,
+                accepted.payload.to_json(),
+                priority=options.priority,
+                deadline=deadline,
+                max_attempts=self.config.max_attempts,
+                source=options.source,
+                idempotency_key=options.idempotency_key,
+                body_hash=canonical_hash({"kind": kind, "body": accepted.identity}),
+                claim_for=slot,
+            )
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        return job, accepted.payload
+
+    # -- read -------------------------------------------------------------------------------------------
+
+    async def get(self, job_id: str | uuid.UUID) -> JobRecord:
+        """The job (404 for an id that names none)."""
+        try:
+            return await self.store.get(job_id)
+        except JobNotFound as exc:
+            raise from_exception(exc) from exc
+
+    async def list(self, status: list[str] | None, limit: int, cursor: str | None) -> JobPage:
+        """Jobs newest first, optionally of some statuses (422 for an unknown status or a bad cursor)."""
+        try:
+            return await self.store.list(status=status or None, limit=limit, cursor=cursor)
+        except InvalidCursor as exc:
+            raise from_exception(exc) from exc
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="status") from exc
+
+    async def cancel(self, job_id: str | uuid.UUID) -> JobRecord:
+        """Cancels a queued job at once; a running one stops at its next denoising step."""
+        job = await self.get(job_id)
+        record = await self.store.cancel(job.id)
+        if record.status == "running":
+            self.dispatcher.cancel_running(job.id)  # if it runs here; else its heartbeat notices
+        return record
+
+    async def wait(self, job_id: uuid.UUID, timeout_s: float) -> JobRecord:
+        """Returns the job once it is finished, or as it is when ``timeout_s`` runs out."""
+        job, _ = await self._wait(job_id, timeout_s, read_success=True)
+        assert job is not None  # read_success=True always reads the job
+        return job
+
+    async def _wait(
+        self, job_id: uuid.UUID, timeout_s: float, *, read_success: bool
+    ) -> tuple[JobRecord | None, JobResult | None]:
+        """Waits for the job to finish: ``(job, result)``.
+
+        With ``read_success=False`` a ``succeeded`` event heard live answers ``(None, result)`` without
+        reading the job again; anything else answers the job as the database has it.
+        """
+        deadline = time.monotonic() + timeout_s
+        async with self.events.subscribe(str(job_id)) as sub:
+            job = await self.store.get(job_id)
+            while not job.status.is_final:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                # A final event wakes us at once; the short timeout also covers events published elsewhere
+                # (another replica without Redis): the database is the truth, read again only then.
+                event = None
+                with contextlib.suppress(SubscriptionLagged):
+                    event = await sub.get(timeout=min(left, 0.5))
+                if not read_success and event is not None and event.type == "succeeded":
+                    images = event.data.get("images")
+                    if isinstance(images, list) and images:
+                        return None, JobResult(images=tuple(str(i) for i in images))
+                if event is None or event.type in TERMINAL_EVENTS:
+                    job = await self.store.get(job_id)
+        return job, result_of(job)
+
+    async def result(self, job_id: uuid.UUID, timeout_s: float) -> JobResult:
+        """Waits for a job and returns what it made; cancels the job if the waiter goes away first.
+
+        Raises:
+            ServiceError: The job failed (500, or 422 for input found bad late) or did not finish in time (504).
+        """
+        try:
+            job, result = await self._wait(job_id, timeout_s, read_success=False)
+        except asyncio.CancelledError:
+            # The client went away: nobody wants this result any more.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.cancel(job_id))
+            raise
+        if job is not None and (job.status != "succeeded" or result is None):
+            raise job_error(job)
+        assert result is not None  # a succeeded job always has its result
+        return result
+
+    async def events_of(self, job_id: str, after_seq: int) -> AsyncIterator[Event]:
+        """The job's events after ``after_seq``: its log first, then live ones, until a terminal event."""
+        job = await self.get(job_id)
+        sent = after_seq
+        async with self.events.subscribe(str(job.id)) as sub:
+            while True:
+                for event in await self.store.events_since(job.id, after_seq=sent):
+                    sent = event.seq or sent
+                    yield event
+                    if event.type in TERMINAL_EVENTS:
+                        return
+                try:
+                    live = await sub.get(timeout=1.0)
+                except SubscriptionLagged:
+                    continue  # catch up from the log
+                if live is not None and live.seq == sent + 1:
+                    sent = live.seq
+                    yield live
+                    if live.type in TERMINAL_EVENTS:
+                        return
+
+
+def result_of(job: JobRecord) -> JobResult | None:
+    """A finished job's result (rows from before results were kept have only ``result_image_id``)."""
+    if job.result is not None:
+        return JobResult(images=tuple(job.result.get("images", ())), data=dict(job.result.get("data", {})))
+    if job.result_image_id is not None:
+        return JobResult(images=(str(job.result_image_id),))
+    return None
+
+
+def job_error(job: JobRecord) -> ServiceError:
+    """The error a waiter gets for a job that did not succeed (in time)."""
+    if not job.status.is_final:
+        return GatewayTimeout(f"job {job.id} is still {job.status}; poll /api/v2/images/jobs/{job.id}", param=None)
+    if job.status == "failed" and job.error_type == InvalidRequest.error_type:
+        return InvalidRequest(job.error or "invalid request", param=job.error_param)
+    if job.status == "failed" and job.error_type == NotFound.error_type:
+        return NotFound(job.error or "not found", param=job.error_param)
+    return GenerationFailed(f"job {job.id} ended {job.status}: {job.error or 'no error recorded'}")

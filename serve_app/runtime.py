@@ -1,0 +1,112 @@
+"""The edge, built once: services + stage handles in, the job and image services and the dispatcher out.
+
+:func:`build_edge` is the one place that wires the kind registry, the shared stages, the dispatcher, the job
+service and the image service. The ingress deployment builds it over Ray deployment handles; the HTTP tests
+build it over plain objects (the tiny model in-process). Nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from serve_app.config import AppConfig
+from serve_app.image_service import ImageService
+from serve_app.jobs.dispatcher import Dispatcher
+from serve_app.jobs.kinds import JobKind, KindRegistry, default_kinds
+from serve_app.jobs.service import JobService
+from serve_app.jobs.stages import ComposeFn, Stages, StreamFn
+from serve_app.services import Services
+
+__all__ = ["Edge", "Handles", "build_edge"]
+
+Stats = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Handles:
+    """How the edge reaches the other stages (deployment handles in the service, plain objects in tests).
+
+    Attributes:
+        compose: The composer.
+        stream: The generator, streaming progress then the image.
+        readiness: The generator's model and device once it can serve, else None.
+        generator_stats: Batching statistics of a generator replica.
+        bridge_stats: The Experimance bridge's counters; None when the bridge is not deployed.
+    """
+
+    compose: ComposeFn
+    stream: StreamFn
+    readiness: Callable[[], Awaitable[dict[str, Any] | None]]
+    generator_stats: Stats
+    bridge_stats: Stats | None = None
+
+
+@dataclass
+class Edge:
+    """What the HTTP routes and the bridge talk to. Built by :func:`build_edge`.
+
+    Attributes:
+        config: The app config.
+        services: The backends.
+        handles: The other stages.
+        registry: The job kinds.
+        dispatcher: This replica's dispatcher.
+        jobs: Accepts and follows jobs of every kind.
+        images: Reads images and assets.
+    """
+
+    config: AppConfig
+    services: Services
+    handles: Handles
+    registry: KindRegistry
+    dispatcher: Dispatcher
+    jobs: JobService
+    images: ImageService
+
+    def start(self) -> None:
+        """Starts the dispatcher's claim loop (on the running event loop)."""
+        self.dispatcher.start()
+
+    async def aclose(self) -> None:
+        """Stops the dispatcher, then closes the services."""
+        await self.dispatcher.stop()
+        await self.services.aclose()
+
+
+def build_edge(
+    config: AppConfig,
+    services: Services,
+    handles: Handles,
+    *,
+    kinds: Iterable[JobKind] | None = None,
+    owner: str | None = None,
+    poll_interval_s: float | None = None,
+) -> Edge:
+    """Wires the edge. Call :meth:`Edge.start` on the event loop that serves it.
+
+    Args:
+        config: The app config (``jobs`` and ``cache`` sections are used here).
+        services: Opened backends (:func:`serve_app.services.open_services`).
+        handles: The other stages.
+        kinds: The job kinds; :func:`serve_app.jobs.kinds.default_kinds` by default.
+        owner: The dispatcher's name on leases; a random ``ingress-…`` name by default.
+        poll_interval_s: Overrides ``jobs.poll_interval_s`` (tests poll faster).
+    """
+    jobs = config.jobs
+    registry = KindRegistry(default_kinds() if kinds is None else kinds)
+    stages = Stages(services, handles.compose, handles.stream, result_ttl_s=config.cache.result_ttl_s)
+    dispatcher = Dispatcher(
+        services.jobs,
+        registry,
+        stages,
+        lease_s=jobs.lease_s,
+        heartbeat_s=jobs.heartbeat_s,
+        poll_interval_s=jobs.poll_interval_s if poll_interval_s is None else poll_interval_s,
+        max_concurrent=jobs.max_concurrent,
+        owner=owner or f"ingress-{uuid.uuid4().hex[:12]}",
+    )
+    job_service = JobService(services.jobs, services.events, registry, stages, dispatcher, jobs)
+    return Edge(config, services, handles, registry, dispatcher, job_service, ImageService(services))

@@ -1,0 +1,293 @@
+"""Config validation (serve_app/config.py) and build_app's option resolution (serve_app/app.py), without Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from serve_app.app import deployment_options, gpu_profile, resolve_model_source
+from serve_app.config import AppConfig, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = {"serve.yaml": ROOT / "configs" / "serve.yaml", "serve.gpu.yaml": ROOT / "configs" / "serve.gpu.yaml"}
+LIGHT = ("Ingress", "Composer")
+BRIDGE_ON = {"zmq_bridge": {"enabled": True}}
+BRIDGE_OFF = {"zmq_bridge": {"enabled": False}}
+
+
+def _application(name: str) -> dict[str, Any]:
+    doc = yaml.safe_load(CONFIGS[name].read_text())
+    app = doc["applications"][0]
+    assert isinstance(app, dict)
+    return app
+
+
+def _extra_forbidden_locs(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple[Any, ...]]:
+    return [tuple(e["loc"]) for e in exc.value.errors() if e["type"] == "extra_forbidden"]
+
+
+def _all_actor_options(options: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [opts.get("ray_actor_options", {}) for opts in options.values()]
+
+
+# -- AppConfig validation ---------------------------------------------------------------------------------
+
+
+def test_defaults_validate() -> None:
+    config = AppConfig.model_validate({})
+    assert config.device == "auto" and config.generator.device == "auto"
+    assert config.zmq_bridge is None
+
+
+def test_an_unknown_top_level_key_is_refused_and_named() -> None:
+    with pytest.raises(ValidationError) as exc:
+        AppConfig.model_validate({"devise": "cpu"})
+    assert _extra_forbidden_locs(exc) == [("devise",)]
+    assert "devise" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("generator", "max_batch"), ("composer", "stepz"), ("ingress", "port"), ("jobs", "retries"), ("cache", "ttl")],
+)
+def test_an_unknown_nested_key_is_refused_and_named(section: str, key: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        AppConfig.model_validate({section: {key: 1}})
+    assert _extra_forbidden_locs(exc) == [(section, key)]
+    assert key in str(exc.value)
+
+
+def test_an_unknown_key_in_a_size_preset_is_refused() -> None:
+    with pytest.raises(ValidationError) as exc:
+        AppConfig.model_validate({"composer": {"presets": {"square": {"width": 64, "height": 64, "depth": 3}}}})
+    assert _extra_forbidden_locs(exc) == [("composer", "presets", "square", "depth")]
+
+
+def test_an_unknown_key_in_the_bridge_section_is_refused() -> None:
+    with pytest.raises(ValidationError) as exc:
+        AppConfig.model_validate({"zmq_bridge": {"enabled": True, "reqest_port": 5564}})
+    assert ("zmq_bridge", "reqest_port") in _extra_forbidden_locs(exc)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_the_top_level_device_flows_down_to_the_generator(device: str) -> None:
+    config = AppConfig.model_validate({"device": device})
+    assert config.generator.device == device
+
+
+def test_an_explicit_generator_device_wins_over_the_top_level_one() -> None:
+    config = AppConfig.model_validate({"device": "cpu", "generator": {"device": "cuda"}})
+    assert config.device == "cpu"
+    assert config.generator.device == "cuda"
+
+
+def test_device_flow_keeps_the_rest_of_the_generator_section() -> None:
+    config = AppConfig.model_validate({"device": "cpu", "generator": {"max_batch_size": 3, "model": "tiny"}})
+    assert (config.generator.device, config.generator.max_batch_size, config.generator.model) == ("cpu", 3, "tiny")
+
+
+def test_auto_device_leaves_the_generator_on_auto() -> None:
+    assert AppConfig.model_validate({"device": "auto"}).generator.device == "auto"
+
+
+@pytest.mark.parametrize(
+    ("args", "loc"),
+    [
+        ({"jobs": {"max_attempts": 0}}, ("jobs", "max_attempts")),
+        ({"jobs": {"max_attempts": 21}}, ("jobs", "max_attempts")),
+        ({"jobs": {"max_concurrent": 0}}, ("jobs", "max_concurrent")),
+        ({"jobs": {"lease_s": 0}}, ("jobs", "lease_s")),
+        ({"generator": {"max_batch_size": 0}}, ("generator", "max_batch_size")),
+        ({"generator": {"max_batch_size": 65}}, ("generator", "max_batch_size")),
+        ({"generator": {"batch_wait_s": -0.1}}, ("generator", "batch_wait_s")),
+        ({"generator": {"num_gpus_when_auto": 0}}, ("generator", "num_gpus_when_auto")),
+        ({"generator": {"cpu_threads": 0}}, ("generator", "cpu_threads")),
+        ({"composer": {"steps": 0}}, ("composer", "steps")),
+        ({"composer": {"guidance": 31}}, ("composer", "guidance")),
+        ({"cache": {"hot_asset_bytes": -1}}, ("cache", "hot_asset_bytes")),
+        ({"device": "tpu"}, ("device",)),
+        ({"generator": {"dtype": "float8"}}, ("generator", "dtype")),
+    ],
+)
+def test_out_of_range_values_are_refused(args: dict[str, Any], loc: tuple[str, ...]) -> None:
+    with pytest.raises(ValidationError) as exc:
+        AppConfig.model_validate(args)
+    assert [tuple(e["loc"]) for e in exc.value.errors()] == [loc]
+
+
+@pytest.mark.parametrize(("args", "value"), [({"jobs": {"max_attempts": 1}}, 1), ({"jobs": {"max_attempts": 20}}, 20)])
+def test_the_bounds_themselves_are_accepted(args: dict[str, Any], value: int) -> None:
+    assert AppConfig.model_validate(args).jobs.max_attempts == value
+
+
+def test_the_config_is_frozen() -> None:
+    config = AppConfig.model_validate({})
+    with pytest.raises(ValidationError):
+        config.generator.max_batch_size = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_shipped_yaml_args_validate(name: str) -> None:
+    args = _application(name)["args"]
+    config = AppConfig.model_validate(args)
+    # Spot checks that the YAML's values arrived where they were written.
+    assert config.device == args["device"]
+    assert config.generator.model == args["generator"]["model"]
+    assert config.composer.width == args["composer"]["width"]
+    assert config.zmq_bridge is not None and config.zmq_bridge.enabled is args["zmq_bridge"]["enabled"]
+    if args["device"] != "auto":
+        assert config.generator.device == args["device"]
+
+
+def test_serve_yaml_is_the_cpu_profile_and_serve_gpu_yaml_runs_on_cuda() -> None:
+    cpu = AppConfig.model_validate(_application("serve.yaml")["args"])
+    gpu = AppConfig.model_validate(_application("serve.gpu.yaml")["args"])
+    assert gpu_profile(cpu, cluster_has_gpus=False) is False
+    assert gpu.generator.device == "cuda"
+
+
+# -- deployment_options and gpu_profile -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [{}, {"device": "auto"}, {"device": "cpu"}, BRIDGE_ON])
+def test_the_cpu_profile_asks_for_no_gpu_anywhere(args: dict[str, Any]) -> None:
+    config = AppConfig.model_validate(args)
+    assert gpu_profile(config, cluster_has_gpus=False) is False
+    options = deployment_options(config, cluster_has_gpus=False)
+    assert all("num_gpus" not in actor for actor in _all_actor_options(options))
+
+
+@pytest.mark.parametrize("cluster_has_gpus", [False, True])
+def test_light_deployments_reserve_no_cpu_and_the_generator_one(cluster_has_gpus: bool) -> None:
+    options = deployment_options(AppConfig.model_validate(BRIDGE_ON), cluster_has_gpus=cluster_has_gpus)
+    for name in (*LIGHT, "ZmqBridge"):
+        assert options[name]["ray_actor_options"]["num_cpus"] == 0, name
+    assert options["Generator"]["ray_actor_options"]["num_cpus"] == 1
+
+
+@pytest.mark.parametrize("share", [1.0, 0.5, 0.25, 2.0])
+def test_auto_on_a_gpu_cluster_asks_the_configured_gpu_share(share: float) -> None:
+    config = AppConfig.model_validate({"device": "auto", "generator": {"num_gpus_when_auto": share}})
+    assert gpu_profile(config, cluster_has_gpus=True) is True
+    options = deployment_options(config, cluster_has_gpus=True)
+    assert options["Generator"]["ray_actor_options"]["num_gpus"] == share
+    for name in LIGHT:
+        assert "num_gpus" not in options[name]["ray_actor_options"], name
+
+
+def test_the_default_gpu_share_is_one_whole_gpu() -> None:
+    options = deployment_options(AppConfig.model_validate({}), cluster_has_gpus=True)
+    assert options["Generator"]["ray_actor_options"]["num_gpus"] == 1.0
+
+
+@pytest.mark.parametrize("args", [{"device": "cpu"}, {"generator": {"device": "cpu"}}])
+def test_device_cpu_never_asks_for_a_gpu_even_on_a_gpu_cluster(args: dict[str, Any]) -> None:
+    config = AppConfig.model_validate(args)
+    assert gpu_profile(config, cluster_has_gpus=True) is False
+    options = deployment_options(config, cluster_has_gpus=True)
+    assert all("num_gpus" not in actor for actor in _all_actor_options(options))
+
+
+def test_options_are_fresh_dicts_each_call() -> None:
+    config = AppConfig.model_validate({})
+    first = deployment_options(config, cluster_has_gpus=False)
+    first["Generator"]["ray_actor_options"]["num_cpus"] = 99
+    assert deployment_options(config, cluster_has_gpus=False)["Generator"]["ray_actor_options"]["num_cpus"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "present"),
+    [({}, False), (BRIDGE_OFF, False), (BRIDGE_ON, True), ({"zmq_bridge": {}}, True)],
+    ids=["no-section", "disabled", "enabled", "enabled-by-default"],
+)
+def test_the_bridge_deployment_exists_only_when_set_and_enabled(args: dict[str, Any], present: bool) -> None:
+    options = deployment_options(AppConfig.model_validate(args), cluster_has_gpus=False)
+    expected = {"Ingress", "Composer", "Generator"} | ({"ZmqBridge"} if present else set())
+    assert set(options) == expected
+    if present:
+        assert options["ZmqBridge"]["num_replicas"] == 1
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("cluster_has_gpus", [False, True])
+def test_every_yaml_deployment_entry_names_a_deployment_the_builder_makes(name: str, cluster_has_gpus: bool) -> None:
+    # Serve refuses an override for a deployment the application does not have.
+    app = _application(name)
+    config = AppConfig.model_validate(app["args"])
+    made = set(deployment_options(config, cluster_has_gpus=cluster_has_gpus))
+    listed = [entry["name"] for entry in app["deployments"]]
+    assert len(listed) == len(set(listed)), f"{name} lists a deployment twice"
+    assert set(listed) <= made, f"{name} overrides {set(listed) - made}, which the builder does not make"
+
+
+def test_the_yaml_bridge_entry_would_be_refused_with_the_bridge_off() -> None:
+    # serve.yaml's comment says: with the bridge off, remove the ZmqBridge entry too. Prove why.
+    app = _application("serve.yaml")
+    args = {**app["args"], "zmq_bridge": {**app["args"]["zmq_bridge"], "enabled": False}}
+    made = set(deployment_options(AppConfig.model_validate(args), cluster_has_gpus=False))
+    listed = {entry["name"] for entry in app["deployments"]}
+    assert listed - made == {"ZmqBridge"}
+
+
+def test_option_names_are_the_serve_deployment_names() -> None:
+    # The options (and the YAML entries) are keyed by deployment name; each must be the name Serve knows.
+    from deployments.composer import Composer
+    from deployments.generator import Generator
+    from deployments.ingress import Ingress
+    from deployments.zmq_bridge import ZmqBridgeDeployment
+
+    served = {d.name for d in (Composer, Generator, Ingress, ZmqBridgeDeployment)}
+    made = set(deployment_options(AppConfig.model_validate(BRIDGE_ON), cluster_has_gpus=True))
+    assert made == served
+
+
+# -- resolve_model_source ---------------------------------------------------------------------------------
+
+
+def test_tiny_passes_through() -> None:
+    assert resolve_model_source("tiny", Settings(sdxl_path=None)) == "tiny"
+
+
+def test_env_without_the_variable_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIMNER_SDXL_PATH", raising=False)
+    with pytest.raises(ValueError, match="LIMNER_SDXL_PATH"):
+        resolve_model_source("env", Settings())
+    with pytest.raises(ValueError, match="LIMNER_SDXL_PATH"):
+        resolve_model_source("env", Settings(sdxl_path=""))
+
+
+def test_env_reads_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = tmp_path / "sdxl-base"
+    folder.mkdir()
+    monkeypatch.setenv("LIMNER_SDXL_PATH", str(folder))
+    assert resolve_model_source("env", Settings()) == str(folder.resolve())
+
+
+def test_a_missing_path_raises(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_model_source(str(missing), Settings(sdxl_path=None))
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_model_source("env", Settings(sdxl_path=str(missing)))
+
+
+def test_an_existing_relative_folder_resolves_to_its_absolute_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "models" / "sdxl").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    resolved = resolve_model_source("models/sdxl", Settings(sdxl_path=None))
+    assert Path(resolved).is_absolute()
+    assert resolved == str((tmp_path / "models" / "sdxl").resolve())
+
+
+def test_a_checkpoint_file_and_a_home_relative_path_resolve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "sdxl.safetensors"
+    checkpoint.write_bytes(b"\0")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_model_source("~/sdxl.safetensors", Settings(sdxl_path=None)) == str(checkpoint.resolve())
+    assert resolve_model_source("env", Settings(sdxl_path="~/sdxl.safetensors")) == str(checkpoint.resolve())
