@@ -14,7 +14,7 @@ from ray import serve
 
 from pipelines.prompts import Defaults, PartialRequest, compose, request_hash
 from pipelines.styles import Style
-from serve_app.config import ComposerConfig
+from serve_app.config import ComposerConfig, LimitsConfig
 from serve_app.schemas import ComposedRequest
 
 __all__ = ["Composer"]
@@ -27,9 +27,11 @@ class Composer:
     Args:
         config: The ``composer`` section of the app config.
         model: Name of the generator's model (part of the request hash).
+        limits: The generator's request bounds (``generator.limits``): what breaks them is refused here, at
+            acceptance, rather than by the generator after the job was queued. The defaults when None.
     """
 
-    def __init__(self, config: ComposerConfig, model: str) -> None:
+    def __init__(self, config: ComposerConfig, model: str, limits: LimitsConfig | None = None) -> None:
         self._defaults = Defaults(
             width=config.width,
             height=config.height,
@@ -41,6 +43,7 @@ class Composer:
             model=model,
         )
         self._presets = {name: (p.width, p.height) for name, p in config.presets.items()}
+        self._limits = (limits or LimitsConfig()).generation_limits()
 
     async def compose(self, partial: PartialRequest, style: Style | None = None) -> ComposedRequest:
         """Builds the generation request for ``partial``, with ``style`` (a resolved theme) applied.
@@ -49,5 +52,5 @@ class Composer:
             InputError: A field is out of range; the error names it.
         """
         seed = secrets.randbelow(2**32)
-        request = compose(partial, self._defaults, seed=seed, presets=self._presets, style=style)
+        request = compose(partial, self._defaults, seed=seed, presets=self._presets, style=style, limits=self._limits)
         return ComposedRequest(request=request, request_hash=request_hash(request), request_id=uuid.uuid4().hex)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -55,6 +56,7 @@ def _load(config: GeneratorConfig, source: str, cache_dir: str) -> SDXLPipeline:
         cache_dir=cache_dir,
         model_name=config.model_name,
         controlnet=config.controlnet,
+        limits=config.limits.generation_limits(),
     )
 
 
@@ -95,6 +97,12 @@ class Generator:
         self._batch_sizes: Counter[int] = Counter()
         self._recent_calls: deque[dict[str, Any]] = deque(maxlen=256)
         self._images = 0
+        # Denoising steps, one per request per step (a batch of 3 running 10 steps: 30), and those run for a
+        # request that was already cancelled or whose caller had gone: work nobody will see. Written from
+        # the worker thread, read by stats().
+        self._steps = 0
+        self._wasted_steps = 0
+        self._steps_lock = threading.Lock()
         self._m_batch = metrics.Histogram(
             "limner_generator_batch_size",
             description="Requests per diffusers call.",
@@ -189,9 +197,17 @@ class Generator:
         self._cancelled.add(request_id)
 
     async def stats(self) -> dict[str, Any]:
-        """Batch-size histogram and the most recent calls (key and size), for tests and operators."""
+        """Batch-size histogram and the most recent calls (key and size), for tests and operators.
+
+        ``steps`` counts denoising steps run, one per request per step; ``wasted_steps`` those run for a
+        request that was already cancelled or abandoned by its caller (near zero when cancellation works).
+        """
+        with self._steps_lock:
+            steps, wasted = self._steps, self._wasted_steps
         return {
             "images": self._images,
+            "steps": steps,
+            "wasted_steps": wasted,
             "batch_sizes": dict(self._batch_sizes),
             "recent_calls": list(self._recent_calls),
             "queued": self._batcher.queued,
@@ -214,11 +230,15 @@ class Generator:
         def keep_going(step: int, total: int) -> bool:
             # Runs in the worker thread: hands progress to the event loop, and stops the call when nobody
             # wants any image of this batch any more.
+            unwanted = [p.abandoned() or p.item.request_id in self._cancelled for p in live]
+            with self._steps_lock:
+                self._steps += len(live)
+                self._wasted_steps += sum(unwanted)
             for pending in live:
                 sink = self._progress.get(pending.item.request_id)
                 if sink is not None:
                     sink[0].call_soon_threadsafe(sink[1].put_nowait, (step, total))
-            return not all(p.abandoned() or p.item.request_id in self._cancelled for p in live)
+            return not all(unwanted)
 
         def run() -> tuple[list[bytes], dict[str, float]]:
             result = self._pipeline.generate([p.item.request for p in live], on_step=keep_going)

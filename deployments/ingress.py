@@ -71,6 +71,12 @@ class Ingress:
         for body in config.cache.warm:
             await self._warm(body)
 
+    async def __del__(self) -> None:
+        """Replica shutdown: stop claiming, hand running jobs back (no attempt counted), close the services."""
+        edge = getattr(self, "_edge", None)  # absent if the constructor failed
+        if edge is not None:
+            await edge.aclose()
+
     def __serve_build_asgi_app__(self) -> Any:
         from serve_app.api.app import create_api
 

@@ -9,16 +9,15 @@ worker on the installation's bus.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.config import ZmqBridgeSection
-from serve_app.experimance.bridge import BridgeJob, ZmqBridge
+from serve_app.experimance.bridge import ZmqBridge
 from serve_app.experimance.config import BridgeConfig
-from serve_app.experimance.jobs import generate_request
+from serve_app.experimance.jobs import IngressRenderer
 
 __all__ = ["ZmqBridgeDeployment"]
 
@@ -37,8 +36,14 @@ class ZmqBridgeDeployment:
     async def __init__(self, section: ZmqBridgeSection, config: BridgeConfig) -> None:
         self._section = section
         self._ingress: DeploymentHandle | None = None
-        self._jobs: dict[str, str] = {}  # request id → job id, while rendering
-        self._bridge = ZmqBridge(config, self._render, cancel=self._cancel)
+        self._renderer = IngressRenderer(
+            self._handle,
+            max_render_side=section.max_render_side,
+            depth_controlnet=section.depth_controlnet,
+            control_scale=section.control_scale,
+            priority=section.priority,
+        )
+        self._bridge = ZmqBridge(config, self._renderer.render, cancel=self._renderer.cancel)
         await self._bridge.start()
         logger.info(
             "zmq bridge: PULL tcp://%s:%d, PUSH tcp://%s:%d, writing to %s",
@@ -55,30 +60,6 @@ class ZmqBridgeDeployment:
             app = serve.get_replica_context().app_name
             self._ingress = serve.get_deployment_handle("Ingress", app_name=app)
         return self._ingress
-
-    async def _render(self, job: BridgeJob) -> bytes:
-        section = self._section
-        request, options = generate_request(
-            job,
-            max_render_side=section.max_render_side,
-            depth_controlnet=section.depth_controlnet,
-            control_scale=section.control_scale,
-            priority=section.priority,
-        )
-        ingress = self._handle()
-        job_id: str = await ingress.submit_job.remote("generate", request, options)
-        self._jobs[job.request_id] = job_id
-        try:
-            timeout = max(0.1, (job.deadline or time.time() + 600) - time.time())
-            png: bytes = await ingress.job_image.remote(job_id, timeout, "png")
-            return png
-        finally:
-            self._jobs.pop(job.request_id, None)
-
-    async def _cancel(self, request_ids: list[str]) -> None:
-        job_ids = [self._jobs[r] for r in request_ids if r in self._jobs]
-        if job_ids:
-            await self._handle().cancel_jobs.remote(job_ids)
 
     async def check_health(self) -> None:
         if not self._bridge.healthy:

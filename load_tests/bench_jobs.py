@@ -23,6 +23,15 @@ database created through the admin URL ``LIMNER_BENCH_DATABASE_URL`` (default
 cannot be reached, its line says ``"skipped"`` with the reason instead. Target: p50 at most 5 ms.
 
 Run: ``make bench`` or ``python load_tests/bench_jobs.py [--warmup 50] [--samples 500]``.
+
+``--large N`` (not in the default run) measures instead what the dispatcher does every second and the
+retention janitor every hour, on a table of N finished jobs (``--large 1000000``): one JSON line per query and
+database (``large_<query>_ms_<db>``), whose ``baseline`` is the same query measured in the same run on the
+same database before the N finished rows were added (only the live queue: 100 queued and 16 running jobs),
+so ``ratio`` is what N finished rows cost. Queries: ``counts_queued`` (the dispatcher's queue count),
+``counts_all`` (every status: a scan, for contrast), ``expire_deadlines``, ``claim`` (one job; handed back
+untimed), ``delete_finished`` (one retention batch of 1000; the baseline deletes from 1000 finished rows).
+Each line carries the query plan (``EXPLAIN QUERY PLAN`` / ``EXPLAIN``) of its main statement.
 """
 
 from __future__ import annotations
@@ -226,7 +235,159 @@ async def bench_postgres(admin_url: str, warmup: int, samples: int) -> None:
         await admin.dispose()
 
 
+# -- the large-table case (--large N) -------------------------------------------------------------------
+
+# Bulk rows straight in SQL (an ORM insert of a million rows would take minutes): finished jobs, 30-60 days old.
+_FILL = {
+    "sqlite": (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) "
+        "INSERT INTO jobs (id, kind, payload, body_hash, status, priority, attempts, max_attempts, next_attempt_at, "
+        "progress, source, cancel_requested, event_seq, created_at, finished_at, updated_at) "
+        "SELECT lower(hex(randomblob(16))), 'generate', '{}', lower(hex(randomblob(32))), "
+        "CASE i % 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'cancelled' ELSE 'succeeded' END, 0, 1, 3, "
+        "datetime('now', '-60 days'), 1.0, 'http', 0, 3, datetime('now', '-60 days'), "
+        "datetime('now', '-' || (30 + i % 30) || ' days'), datetime('now', '-30 days') FROM n"
+    ),
+    "postgresql": (
+        "INSERT INTO jobs (id, kind, payload, body_hash, status, priority, attempts, max_attempts, next_attempt_at, "
+        "progress, source, cancel_requested, event_seq, created_at, finished_at, updated_at) "
+        "SELECT gen_random_uuid(), 'generate', '{}', md5(i::text) || md5((i + 1)::text), "
+        "CASE i % 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'cancelled' ELSE 'succeeded' END, 0, 1, 3, "
+        "now() - interval '60 days', 1.0, 'http', false, 3, now() - interval '60 days', "
+        "now() - (30 + i % 30) * interval '1 day', now() - interval '30 days' FROM generate_series(1, :count) AS i"
+    ),
+}
+
+
+async def _plan(engine: AsyncEngine, statement: Any) -> list[str]:
+    sql = str(statement.compile(engine.sync_engine, compile_kwargs={"literal_binds": True}))
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    async with engine.connect() as conn:
+        rows = (await conn.exec_driver_sql(prefix + sql)).all()
+    return [str(row[-1]) for row in rows]
+
+
+async def _median_ms(
+    call: Callable[[], Awaitable[object]], samples: int, after: Callable[[], Awaitable[object]] | None = None
+) -> float:
+    times = []
+    for _ in range(samples):
+        times.append(await _timed(call))
+        if after is not None:
+            await after()
+    return statistics.median(times) * 1000
+
+
+async def measure_large(url: str | URL, rows: int, samples: int) -> dict[str, tuple[float, float, list[str]]]:
+    """``{query: (ms on N finished rows, ms on the live queue only, plan)}``."""
+    from datetime import timedelta
+
+    from sqlalchemy import and_, or_
+
+    from serve_app.db import JobStatus
+    from serve_app.jobs.sql import _runnable
+
+    await migrate(url)
+    engine = make_engine(url)
+    try:
+        store = SqlJobStore(engine)
+        for i in range(100):
+            await store.submit("generate", {"n": i}, deadline=utcnow() + timedelta(days=1) if i % 2 else None)
+        held = await store.claim("bench-runner", lease_s=3600, limit=16)
+        assert len(held) == 16
+
+        async def claim_one() -> None:
+            claimed.extend(await store.claim("bench", lease_s=60, limit=1))
+
+        async def hand_back() -> None:
+            while claimed:
+                await store.release(claimed.pop().id, "bench")
+
+        claimed: list[Any] = []
+        queries: dict[str, tuple[Callable[[], Awaitable[object]], Callable[[], Awaitable[object]] | None]] = {
+            "counts_queued": (lambda: store.counts([JobStatus.QUEUED]), None),
+            "counts_all": (store.counts, None),
+            "expire_deadlines": (store.expire_deadlines, None),
+            "claim": (claim_one, hand_back),
+        }
+        now = utcnow()
+        plans = {
+            "counts_queued": select(Job.status, func.count()).where(Job.status.in_(["queued"])).group_by(Job.status),
+            "counts_all": select(Job.status, func.count()).group_by(Job.status),
+            "expire_deadlines": select(Job.id).where(
+                Job.status == JobStatus.QUEUED, Job.deadline.is_not(None), Job.deadline <= now
+            ),
+            "claim": select(Job.id).where(_runnable(now)).order_by(Job.priority.desc()).limit(1),
+            "reap": select(Job.id).where(
+                and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+                or_(Job.cancel_requested.is_(True), Job.attempts >= Job.max_attempts),
+            ),
+            "delete_finished": select(Job.id).where(Job.finished_at < now - timedelta(days=29)).limit(1000),
+        }
+        small = {name: await _median_ms(call, samples, after) for name, (call, after) in queries.items()}
+        # The baseline batch: 1000 finished rows to delete, on the small table.
+        async with engine.begin() as conn:
+            await conn.execute(text(_FILL[engine.dialect.name]), {"count": 1000})
+        small["delete_finished"] = await _median_ms(
+            lambda: store.delete_finished(utcnow() - timedelta(days=29), limit=1000), 1
+        )
+        async with engine.begin() as conn:
+            await conn.execute(text(_FILL[engine.dialect.name]), {"count": rows})
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await auto.exec_driver_sql("VACUUM ANALYZE jobs")
+        else:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE")
+        large = {name: await _median_ms(call, samples, after) for name, (call, after) in queries.items()}
+        large["delete_finished"] = await _median_ms(
+            lambda: store.delete_finished(utcnow() - timedelta(days=29), limit=1000), max(1, samples // 4)
+        )
+        out = {}
+        for name in large:
+            out[name] = (large[name], small[name], await _plan(engine, plans[name]))
+        out["reap"] = (0.0, 0.0, await _plan(engine, plans["reap"]))
+        return out
+    finally:
+        await engine.dispose()
+
+
+def report_large(db: str, rows: int, results: dict[str, tuple[float, float, list[str]]]) -> None:
+    for name, (value, baseline, plan) in results.items():
+        if name == "reap":
+            print(json.dumps({"bench": f"large_reap_plan_{db}", "plan": plan}), flush=True)
+            continue
+        emit(f"large_{name}_ms_{db}", value, "ms", baseline, rows=rows, plan=plan)
+
+
+async def bench_large(admin_url: str, rows: int, samples: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="limner-bench-jobs-") as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'jobs.db'}"
+        report_large("sqlite", rows, await measure_large(url, rows, samples))
+    name = f"limner_bench_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"timeout": 5})
+    try:
+        try:
+            async with admin.connect() as conn:
+                await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        except Exception as exc:
+            skipped("large_postgres", f"PostgreSQL unavailable: {type(exc).__name__}: {exc}")
+            return
+        try:
+            results = await measure_large(to_async_url(admin_url).set(database=name), rows, samples)
+        finally:
+            async with admin.connect() as conn:
+                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        report_large("postgres", rows, results)
+    finally:
+        await admin.dispose()
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    if args.large:
+        await bench_large(args.admin_url, args.large, min(args.samples, 50))
+        return
     await bench_sqlite(args.warmup, args.samples)
     await bench_postgres(args.admin_url, args.warmup, args.samples)
 
@@ -239,6 +400,9 @@ def main() -> None:
         "--admin-url",
         default=os.environ.get("LIMNER_BENCH_DATABASE_URL", DEFAULT_ADMIN_URL),
         help="PostgreSQL admin database URL (env LIMNER_BENCH_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--large", type=int, default=0, metavar="N", help="measure the dispatcher's queries on N finished jobs instead"
     )
     args = parser.parse_args()
     asyncio.run(main_async(args))

@@ -6,12 +6,13 @@ and the canonical request hash that identifies a generation (the result-cache ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipelines.canonical import canonical_hash
 from pipelines.errors import InputError
-from pipelines.request import GenerationRequest
+from pipelines.request import GenerationLimits, GenerationRequest
 from pipelines.styles import Style, apply_style
 
 __all__ = ["HASH_VERSION", "Defaults", "PartialRequest", "compose", "fit_aspect_ratio", "request_hash"]
@@ -64,7 +65,7 @@ def fit_aspect_ratio(ratio: str, base_pixels: int) -> tuple[int, int]:
         w, h = float(w_part), float(h_part)
     except ValueError:
         raise InputError("aspect_ratio", ratio, "'W:H' such as '16:9'") from None
-    if w <= 0 or h <= 0 or max(w / h, h / w) > 4:
+    if not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0 or max(w / h, h / w) > 4:
         raise InputError("aspect_ratio", ratio, "positive sides, at most 4:1")
     height = (base_pixels * h / w) ** 0.5
     width = height * w / h
@@ -77,6 +78,7 @@ def compose(
     seed: int,
     presets: Mapping[str, tuple[int, int]] | None = None,
     style: Style | None = None,
+    limits: GenerationLimits | None = None,
 ) -> GenerationRequest:
     """Builds the full generation request.
 
@@ -90,6 +92,7 @@ def compose(
         seed: Seed to use when the request has none (chosen by the caller, recorded with the image).
         presets: Named sizes.
         style: A resolved theme style, or None.
+        limits: The bounds the request is checked against (the generator's); the defaults when None.
 
     Returns:
         A request that passes :meth:`GenerationRequest.check`.
@@ -132,7 +135,7 @@ def compose(
         scheduler=str(pick(partial.scheduler, "scheduler", defaults.scheduler)),
         model=defaults.model,
     )
-    request.check()
+    request.check(limits or GenerationLimits())
     return request
 
 

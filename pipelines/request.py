@@ -145,9 +145,11 @@ class GenerationRequest:
             if not isinstance(text, str):
                 raise InputError(name, text, "a string")
             if len(text) > limits.max_prompt_chars:
-                raise InputError(
-                    name, f"<{len(text)} characters>", f"at most {limits.max_prompt_chars} characters"
-                )
+                raise InputError(name, f"<{len(text)} characters>", f"at most {limits.max_prompt_chars} characters")
+            if "\x00" in text:
+                # PostgreSQL text cannot hold NUL: refused here, it would fail the image insert after the
+                # generation, and every retry with it.
+                raise InputError(name, f"<NUL at character {text.index(chr(0))}>", "text without NUL characters")
         for name in ("width", "height"):
             size = getattr(self, name)
             if not isinstance(size, int) or isinstance(size, bool):
@@ -172,9 +174,7 @@ class GenerationRequest:
             if not 0.0 < float(self.strength) <= 1.0:
                 raise InputError("strength", self.strength, "greater than 0 and at most 1")
             if int(self.steps * self.strength) < 1:
-                raise InputError(
-                    "strength", self.strength, f"at least 1/steps ({1 / self.steps:.3f}) so one step runs"
-                )
+                raise InputError("strength", self.strength, f"at least 1/steps ({1 / self.steps:.3f}) so one step runs")
         scale, max_scale = self.control_scale, limits.max_control_scale
         if not isinstance(scale, int | float) or not 0.0 <= scale <= max_scale:
             raise InputError("control_scale", scale, f"a number from 0 to {max_scale}")

@@ -110,7 +110,7 @@ def build_app(args: dict[str, Any]) -> Application:
     return Ingress.options(**options["Ingress"]).bind(
         config,
         settings,
-        Composer.options(**options["Composer"]).bind(config.composer, model_name),
+        Composer.options(**options["Composer"]).bind(config.composer, model_name, config.generator.limits),
         Generator.options(**options["Generator"]).bind(gen_config, source, cache_dir),
         bridge,
     )

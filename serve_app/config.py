@@ -9,12 +9,15 @@ list. Paths and secrets come from the environment through :class:`Settings`, nev
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serve_app.experimance.config import BridgeConfig
+
+if TYPE_CHECKING:
+    from pipelines.request import GenerationLimits
 
 __all__ = [
     "AppConfig",
@@ -23,6 +26,8 @@ __all__ = [
     "GeneratorConfig",
     "IngressConfig",
     "JobsConfig",
+    "LimitsConfig",
+    "RetentionConfig",
     "Settings",
     "SizePreset",
     "ZmqBridgeSection",
@@ -31,6 +36,31 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsConfig(_Section):
+    """Bounds every generation request is checked against before any compute (at acceptance by the composer,
+    again by the generator): :class:`pipelines.request.GenerationLimits`."""
+
+    min_size: int = Field(64, ge=8, le=16384, description="Smallest width or height in pixels.")
+    max_size: int = Field(2048, ge=8, le=16384, description="Largest width or height in pixels.")
+    max_pixels: int = Field(2048 * 2048, ge=64, le=16384 * 16384, description="Largest width * height.")
+    max_steps: int = Field(150, ge=1, le=1000, description="Most denoising steps.")
+    max_guidance: float = Field(30.0, ge=0.0, le=100.0, description="Largest classifier-free guidance scale.")
+    max_prompt_chars: int = Field(2000, ge=1, le=100_000, description="Longest prompt or negative prompt.")
+    max_control_scale: float = Field(2.0, ge=0.0, le=10.0, description="Largest ControlNet conditioning scale.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LimitsConfig:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size={self.min_size} is above max_size={self.max_size}")
+        return self
+
+    def generation_limits(self) -> GenerationLimits:
+        """The pure :class:`GenerationLimits` the pipelines check against."""
+        from pipelines.request import GenerationLimits
+
+        return GenerationLimits(**self.model_dump())
 
 
 class GeneratorConfig(_Section):
@@ -79,6 +109,11 @@ class GeneratorConfig(_Section):
         description="GPU share a generator replica asks for when device is 'auto' and the cluster has GPUs "
         "and the YAML gives no ray_actor_options of its own.",
     )
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig,
+        description="Request bounds of this model: the generator checks them, and the composer refuses what "
+        "breaks them at acceptance (the builder passes it this section).",
+    )
 
 
 class SizePreset(_Section):
@@ -121,6 +156,29 @@ class IngressConfig(_Section):
     ready_cache_s: float = Field(
         5.0, ge=0.0, description="How long a successful readiness probe of the generator is trusted."
     )
+    waiter_poll_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Waiters (POST /generate, ?wait=, the SSE stream) wake on job events; they read the database "
+        "only after this many seconds without one (events from a replica this bus does not reach), and no more "
+        "often than this while the event bus fails.",
+    )
+    sse_max_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest life of one SSE stream; it then ends with an `event: timeout` (the client resumes "
+        "with Last-Event-ID), so a job that never finishes cannot hold a connection forever.",
+    )
+    sse_ping_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments on an idle stream.")
+    max_body_bytes: int = Field(
+        24 * 2**20,
+        ge=1024,
+        le=1024 * 2**20,
+        description="Longest request body in bytes; a longer one is refused with 413 before it is read whole. "
+        "JSON bodies today are a few KiB; 24 MiB leaves room for an uploaded image (a 2048x2048 RGB PNG, even "
+        "incompressible, base64 in JSON, is about 17 MB).",
+    )
 
 
 class JobsConfig(_Section):
@@ -140,18 +198,70 @@ class JobsConfig(_Section):
     generate_timeout_s: float = Field(300.0, gt=0, description="How long POST /generate waits for its job.")
     http_priority: int = Field(0, description="Priority of jobs from POST /jobs (higher runs first).")
     generate_priority: int = Field(10, description="Priority of POST /generate, whose client is waiting.")
+    max_client_priority: int = Field(
+        40,
+        ge=-100,
+        le=100,
+        description="Highest priority a client may ask for on POST /jobs; keep it below zmq_bridge.priority so "
+        "no HTTP client outranks the installation.",
+    )
+    idempotency_ttl_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="How long an Idempotency-Key names its job; after this the same key makes a new job.",
+    )
 
 
 class CacheConfig(_Section):
     """Result cache and hot-asset byte cache."""
 
-    result_ttl_s: float | None = Field(None, description="How long a request hash maps to its image; None: forever.")
+    result_ttl_s: float | None = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="How long a request hash maps to its image in the result cache (seconds); None: forever.",
+    )
     hot_asset_bytes: int = Field(64 * 2**20, ge=0, description="Byte bound of the hot-asset cache.")
     hot_asset_max_item_bytes: int = Field(4 * 2**20, ge=0, description="Largest asset the hot cache keeps.")
+    redis_max_connections: int = Field(
+        32,
+        ge=2,
+        le=10_000,
+        description="Redis connections per process, shared by the result cache, the hot-asset cache and the event "
+        "bus (whose subscriptions all share one of them); a caller waits for a free one rather than opening more.",
+    )
     warm: list[dict[str, object]] = Field(
         default_factory=list,
         description="Seeded generate requests (as POST /generate bodies) queued at start-up so they are cached.",
     )
+
+
+class RetentionConfig(_Section):
+    """What the service forgets, and when: run by the janitor on a schedule and by ``make gc``.
+
+    A soft-deleted image's asset URL keeps serving its bytes during the grace period (assets are content
+    addressed: the same bytes may belong to other images, and CDNs cache them as immutable); once the image
+    row is purged and nothing else references the blob, garbage collection removes it and the URL answers 404.
+    """
+
+    enabled: bool = Field(True, description="Run the janitor in the service (make gc runs regardless).")
+    interval_s: float = Field(3600.0, gt=0, description="Seconds between janitor runs.")
+    jobs_days: float | None = Field(
+        30.0,
+        gt=0,
+        description="Finished jobs (and their events) are deleted this many days after they ended; None keeps them.",
+    )
+    deleted_images_days: float | None = Field(
+        7.0, gt=0, description="Soft-deleted images are purged this many days after deletion; None keeps them."
+    )
+    collect_blobs: bool = Field(
+        True, description="After pruning, the janitor removes asset blobs nothing references any more."
+    )
+    blob_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Unreferenced blobs younger than this are kept (a running job may just have written one).",
+    )
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per transaction (short write locks).")
 
 
 class ZmqBridgeSection(BridgeConfig):
@@ -197,6 +307,7 @@ class AppConfig(_Section):
     ingress: IngressConfig = Field(default_factory=IngressConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     zmq_bridge: ZmqBridgeSection | None = Field(None, description="The Experimance ZMQ bridge; None: not deployed.")
 
     @model_validator(mode="after")
@@ -216,9 +327,11 @@ class Settings(BaseSettings):
         "~/.local/share/limner",
         description="Where the default SQLite database and asset folder live (LIMNER_DATA_DIR).",
     )
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir.")
-    redis_url: str | None = Field(None, description="Redis for the result cache and job events across replicas.")
-    store_url: str | None = Field(None, description="fsspec URL of the asset store; default: data_dir/assets.")
+    # The URLs may embed credentials: SecretStr keeps them out of reprs, logs and the Ray dashboard (the
+    # settings travel as the ingress's init arguments). Read them with .get_secret_value().
+    database_url: SecretStr | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    redis_url: SecretStr | None = Field(None, description="Redis for the result cache and job events across replicas.")
+    store_url: SecretStr | None = Field(None, description="fsspec URL of the asset store; default: data_dir/assets.")
     public_base_url: str | None = Field(None, description="CDN base URL used in asset links instead of /api/v2/assets.")
     model_cache: str = Field(
         "~/.cache/limner/models", description="Where the tiny model is built (LIMNER_MODEL_CACHE)."

@@ -4,15 +4,19 @@
      ├── InvalidRequest          422  a field is missing or out of range (param names it)
      ├── Unauthorized            401  no credentials, or credentials that name no key
      ├── Forbidden               403  the key lacks the scope the route needs
-     ├── NotFound                404
+     ├── BadRequest              400  the body is not parseable (too deep, a number too long)
+     ├── NotFound                404  also an unknown route
+     ├── MethodNotAllowed        405  the route exists; ``Allow`` lists its methods
      ├── Conflict                409  an idempotency key reused with a different request
+     ├── PayloadTooLarge         413  the body is longer than ``ingress.max_body_bytes``
      ├── RateLimited             429  this client sent too much; Retry-After says when to come back
      ├── Overloaded              503  the queue is full; Retry-After says when to come back
      ├── NotReady                503  the model is still loading
      ├── GenerationFailed        500  a stage broke; details are logged, not returned
      └── GatewayTimeout          504  the job did not finish in time (it goes on; poll it by id)
 
-Every error answers ``{"error": {"type": ..., "message": ..., "param": ...}}``. Pipelines and services raise
+Every error answers ``{"error": {"type": ..., "message": ..., "param": ...}}``, Starlette's own (unknown
+routes, wrong methods, unparseable bodies) included. Pipelines and services raise
 their own exceptions (``InputError``, ``JobNotFound``, ``AssetNotFound``...); :data:`_TABLE` below is the one
 place that says what each becomes, and :func:`is_transient` the one place that says whether a failed job
 is worth another attempt.
@@ -28,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.errors import Cancelled, InputError
 from serve_app.images import ImageNotFound
@@ -35,6 +40,8 @@ from serve_app.jobs.base import IdempotencyConflict, InvalidCursor, JobNotFound,
 from serve_app.store.base import AssetNotFound, InvalidAssetKey, UnsupportedFormat
 
 __all__ = [
+    "INTERNAL_FAILURE",
+    "BadRequest",
     "Conflict",
     "ErrorBody",
     "ErrorResponse",
@@ -42,14 +49,18 @@ __all__ = [
     "GatewayTimeout",
     "GenerationFailed",
     "InvalidRequest",
+    "MethodNotAllowed",
     "NotFound",
     "NotReady",
     "Overloaded",
+    "PayloadTooLarge",
     "RateLimited",
     "ServiceError",
     "Unauthorized",
+    "describe_failure",
     "error_responses",
     "from_exception",
+    "from_http_exception",
     "install_error_handlers",
     "is_transient",
 ]
@@ -85,6 +96,11 @@ class InvalidRequest(ServiceError):
     error_type = "invalid_request"
 
 
+class BadRequest(ServiceError):
+    status_code = 400
+    error_type = "invalid_request"
+
+
 class Unauthorized(ServiceError):
     status_code = 401
     error_type = "unauthorized"
@@ -98,6 +114,16 @@ class Forbidden(ServiceError):
 class NotFound(ServiceError):
     status_code = 404
     error_type = "not_found"
+
+
+class MethodNotAllowed(ServiceError):
+    status_code = 405
+    error_type = "method_not_allowed"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    error_type = "payload_too_large"
 
 
 class Conflict(ServiceError):
@@ -198,11 +224,18 @@ def is_transient(exc: BaseException) -> bool:
     return True
 
 
+INTERNAL_FAILURE = "The job failed with an internal error; the details are in the service log under its job id."
+"""What a job that failed for an unexpected reason records and shows (the detail is logged, never stored)."""
+
+
 def describe_failure(exc: BaseException) -> tuple[str, str, str | None]:
     """``(message, error_type, param)`` to record with a job whose attempt raised ``exc``.
 
-    The message of an expected error (bad input) is the error's own; anything else is recorded as its class
-    and message (an operator reads it; the API shows it as the job's ``error``).
+    What is recorded is what clients see (``GET /jobs/{id}``, its events, a waiter's 500, the bridge), so it
+    must be safe: the message of an expected error (bad input, one of our own :class:`ServiceError` or
+    :class:`PermanentJobError`) is the error's own; anything else (a stage's exception, through Ray a whole
+    remote traceback with pids, addresses and paths) is recorded as :data:`INTERNAL_FAILURE`. The caller logs
+    ``exc`` itself with the job id.
     """
     exc = _unwrap(exc)
     if isinstance(exc, PermanentJobError):  # it names its own type (unknown_kind, not_found, ...)
@@ -210,7 +243,7 @@ def describe_failure(exc: BaseException) -> tuple[str, str, str | None]:
     mapped = from_exception(exc)
     if mapped.status_code < 500 or isinstance(exc, ServiceError):
         return mapped.message, mapped.error_type, mapped.param
-    return f"{type(exc).__name__}: {exc}"[:2000], mapped.error_type, None
+    return INTERNAL_FAILURE, mapped.error_type, None
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -238,10 +271,12 @@ class ErrorResponse(BaseModel):
 
 
 _DESCRIPTIONS = {
+    400: "The body could not be parsed (a number over 4300 digits, nesting too deep).",
     401: "No valid credentials.",
     403: "The credentials lack the scope this route needs.",
     404: "Not found.",
     409: "Conflicts with an earlier request.",
+    413: "The body is longer than the service accepts (`ingress.max_body_bytes`).",
     422: "A field is missing or out of range; `param` names it.",
     429: "Too many requests; retry after `Retry-After` seconds.",
     500: "Generation failed.",
@@ -253,6 +288,30 @@ _DESCRIPTIONS = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the given status codes, all with the one error shape."""
     return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(code, "Error.")} for code in codes}
+
+
+_HTTP_STATUS: dict[int, type[ServiceError]] = {
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+}
+
+
+def from_http_exception(exc: StarletteHTTPException) -> ServiceError:
+    """Starlette's and FastAPI's own HTTP errors (unknown route, wrong method, unparseable or oversized body)
+    as the one error shape, keeping their status and headers (``Allow`` on a 405)."""
+    cls = _HTTP_STATUS.get(exc.status_code)
+    headers = dict(exc.headers or {})
+    if cls is None:
+        err = ServiceError(str(exc.detail), headers=headers)
+        err.status_code = exc.status_code
+        err.error_type = "http_error"
+        return err
+    # The only 400 FastAPI raises here is a body it could not parse (a number over 4300 digits, nesting too
+    # deep for the JSON decoder): the field at fault is the body.
+    param = "body" if cls in (BadRequest, PayloadTooLarge) else None
+    return cls(str(exc.detail), param=param, headers=headers)
 
 
 def _render(err: ServiceError) -> JSONResponse:
@@ -268,6 +327,12 @@ def install_error_handlers(app: FastAPI) -> None:
         log = logger.error if exc.status_code >= 500 and exc.status_code != 503 else logger.warning
         log("%s %s → %d %s: %s", request.method, request.url.path, exc.status_code, exc.error_type, exc)
         return _render(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = from_http_exception(exc)
+        logger.warning("%s %s → %d %s: %s", request.method, request.url.path, err.status_code, err.error_type, err)
+        return _render(err)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from serve_app.db import READ_ONLY, Image, make_session_factory, utcnow
@@ -150,7 +150,8 @@ class ImageRepository:
         return sorted(live, key=lambda r: (r.version, r.created_at))
 
     async def soft_delete(self, image_id: uuid.UUID | str) -> ImageRecord:
-        """Marks the image deleted (its bytes stay until garbage collection finds them unreferenced)."""
+        """Marks the image deleted: its metadata answers 404 at once; its row (and so its bytes, which garbage
+        collection keeps while a row names them) goes when :meth:`purge_deleted` runs after the grace period."""
         async with self._sessions() as session, session.begin():
             row = await session.get(Image, _uuid(image_id))
             if row is None or row.deleted_at is not None:
@@ -158,6 +159,26 @@ class ImageRepository:
             row.deleted_at = utcnow()
             await session.flush()
             return ImageRecord.from_row(row)
+
+    async def purge_deleted(self, before: datetime, *, limit: int = 1000) -> list[str]:
+        """Deletes up to ``limit`` rows of images soft-deleted before ``before``; returns their content hashes.
+
+        Their derived images keep their own rows (``parent_id`` becomes NULL), jobs keep their ids in their
+        results (``result_image_id`` becomes NULL), overlays of the image go with it. Call again while it
+        returns ``limit`` hashes.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        query = (
+            select(Image.id, Image.content_hash)
+            .where(Image.deleted_at.is_not(None), Image.deleted_at < before)
+            .limit(limit)
+        )
+        async with self._sessions() as session, session.begin():
+            rows = (await session.execute(query)).all()
+            if rows:
+                await session.execute(delete(Image).where(Image.id.in_([row.id for row in rows])))
+        return [row.content_hash for row in rows]
 
     async def referenced_hashes(self) -> set[str]:
         """Content hashes of every image row, deleted or not (the garbage collector keeps these)."""

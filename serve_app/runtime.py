@@ -16,6 +16,7 @@ from serve_app.config import AppConfig
 from serve_app.image_service import ImageService
 from serve_app.jobs.dispatcher import Dispatcher
 from serve_app.jobs.kinds import JobKind, KindRegistry, default_kinds
+from serve_app.jobs.retention import Janitor
 from serve_app.jobs.service import JobService
 from serve_app.jobs.stages import ComposeFn, Stages, StreamFn
 from serve_app.services import Services
@@ -56,6 +57,7 @@ class Edge:
         dispatcher: This replica's dispatcher.
         jobs: Accepts and follows jobs of every kind.
         images: Reads images and assets.
+        janitor: Runs the retention policy on a schedule (one replica at a time).
     """
 
     config: AppConfig
@@ -65,13 +67,16 @@ class Edge:
     dispatcher: Dispatcher
     jobs: JobService
     images: ImageService
+    janitor: Janitor
 
     def start(self) -> None:
-        """Starts the dispatcher's claim loop (on the running event loop)."""
+        """Starts the dispatcher's claim loop and the janitor's schedule (on the running event loop)."""
         self.dispatcher.start()
+        self.janitor.start()
 
     async def aclose(self) -> None:
-        """Stops the dispatcher, then closes the services."""
+        """Stops the janitor and the dispatcher (which hands its running jobs back), then closes the services."""
+        await self.janitor.stop()
         await self.dispatcher.stop()
         await self.services.aclose()
 
@@ -88,7 +93,7 @@ def build_edge(
     """Wires the edge. Call :meth:`Edge.start` on the event loop that serves it.
 
     Args:
-        config: The app config (``jobs`` and ``cache`` sections are used here).
+        config: The app config (``jobs``, ``cache`` and ``retention`` sections are used here).
         services: Opened backends (:func:`serve_app.services.open_services`).
         handles: The other stages.
         kinds: The job kinds; :func:`serve_app.jobs.kinds.default_kinds` by default.
@@ -97,7 +102,13 @@ def build_edge(
     """
     jobs = config.jobs
     registry = KindRegistry(default_kinds() if kinds is None else kinds)
-    stages = Stages(services, handles.compose, handles.stream, result_ttl_s=config.cache.result_ttl_s)
+    stages = Stages(
+        services,
+        handles.compose,
+        handles.stream,
+        result_ttl_s=config.cache.result_ttl_s,
+        limits=config.generator.limits.generation_limits(),
+    )
     dispatcher = Dispatcher(
         services.jobs,
         registry,
@@ -108,5 +119,8 @@ def build_edge(
         max_concurrent=jobs.max_concurrent,
         owner=owner or f"ingress-{uuid.uuid4().hex[:12]}",
     )
-    job_service = JobService(services.jobs, services.events, registry, stages, dispatcher, jobs)
-    return Edge(config, services, handles, registry, dispatcher, job_service, ImageService(services))
+    job_service = JobService(
+        services.jobs, services.events, registry, stages, dispatcher, jobs, wait_poll_s=config.ingress.waiter_poll_s
+    )
+    janitor = Janitor(services, config, registry)
+    return Edge(config, services, handles, registry, dispatcher, job_service, ImageService(services), janitor)

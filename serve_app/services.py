@@ -14,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -26,6 +28,7 @@ from serve_app.cache import (
     RedisByteCache,
     RedisResultCache,
     ResultCache,
+    redis_client,
 )
 from serve_app.config import AppConfig, Settings
 from serve_app.db import make_engine, migrate
@@ -33,7 +36,7 @@ from serve_app.events import EventBus, MemoryEventBus, RedisEventBus
 from serve_app.jobs import Backoff, SqlJobStore
 from serve_app.store import AssetStore, FsspecAssetStore
 
-__all__ = ["Services", "database_url", "migrate_once", "open_services"]
+__all__ = ["Services", "database_url", "migrate_once", "open_services", "redact_url"]
 
 logger = logging.getLogger("ray.serve.limner.services")
 
@@ -49,25 +52,51 @@ class Services:
     hot_assets: ByteCache
     events: EventBus
     public_base_url: str | None
+    redis: Any = None  # the client (one bounded pool) the Redis backends share; closed after them
 
     async def aclose(self) -> None:
         for closer in (self.events.aclose, self.results.aclose, self.hot_assets.aclose, self.engine.dispose):
             with contextlib.suppress(Exception):
                 await closer()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log line: the password and every query value (tokens, keys) replaced by ``***``.
+
+    A URL that does not parse is replaced whole: it may still hold a secret.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" in url and "@" not in parts.netloc:  # credentials with an unescaped '/' or '?': do not guess
+        return f"{parts.scheme}://<redacted>"
+    out = url.split("#", 1)[0]
+    if "@" in parts.netloc:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        out = out.replace(parts.netloc, f"{user}{':***' if colon else ''}@{host}", 1)
+    if parts.query:
+        redacted = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+        out = out[: out.rindex("?") + 1] + redacted
+    return out
 
 
 def database_url(settings: Settings) -> str:
     """The metadata database URL: ``LIMNER_DATABASE_URL``, else SQLite in the data directory."""
-    if settings.database_url:
-        return settings.database_url
+    if settings.database_url is not None and settings.database_url.get_secret_value():
+        return settings.database_url.get_secret_value()
     data = Path(settings.data_dir).expanduser()
     data.mkdir(parents=True, exist_ok=True)
     return f"sqlite+aiosqlite:///{data.resolve() / 'limner.db'}"
 
 
 def _store_url(settings: Settings) -> str:
-    if settings.store_url:
-        return settings.store_url
+    if settings.store_url is not None and settings.store_url.get_secret_value():
+        return settings.store_url.get_secret_value()
     assets = Path(settings.data_dir).expanduser().resolve() / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     return str(assets)
@@ -105,11 +134,14 @@ async def open_services(config: AppConfig, settings: Settings) -> Services:
     url = database_url(settings)
     await migrate_once(url)
     engine = make_engine(url)
-    if settings.redis_url:
-        events: EventBus = RedisEventBus(settings.redis_url)
-        results: ResultCache = RedisResultCache(settings.redis_url)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
+    redis = None
+    if redis_url:
+        redis = redis_client(redis_url, max_connections=config.cache.redis_max_connections)
+        events: EventBus = RedisEventBus(redis)
+        results: ResultCache = RedisResultCache(redis)
         hot: ByteCache = RedisByteCache(
-            settings.redis_url,
+            redis,
             max_bytes=max(1, config.cache.hot_asset_bytes),
             max_item_bytes=config.cache.hot_asset_max_item_bytes,
         )
@@ -124,14 +156,15 @@ async def open_services(config: AppConfig, settings: Settings) -> Services:
         backoff=Backoff(base_s=config.jobs.backoff_base_s, cap_s=config.jobs.backoff_cap_s),
         on_event=events.publish,
     )
-    store = FsspecAssetStore(_store_url(settings))
+    store_url = _store_url(settings)
+    store = FsspecAssetStore(store_url)
     logger.info(
         "services: database=%s store=%s redis=%s",
-        make_url(url).render_as_string(hide_password=True),
-        _store_url(settings),
-        "yes" if settings.redis_url else "no (in-process cache and events)",
+        redact_url(url),
+        redact_url(store_url),
+        redact_url(redis_url) if redis_url else "no (in-process cache and events)",
     )
-    return Services(engine, jobs, store, results, hot, events, settings.public_base_url)
+    return Services(engine, jobs, store, results, hot, events, settings.public_base_url, redis)
 
 
 @contextlib.asynccontextmanager

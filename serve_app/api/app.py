@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from serve_app.api.middleware import BodyLimit
+from serve_app.config import IngressConfig
 from serve_app.errors import install_error_handlers
 
 if TYPE_CHECKING:
@@ -30,6 +32,12 @@ def create_api(edge: Edge | None) -> FastAPI:
     )
     app.state.edge = edge
     install_error_handlers(app)
+
+    def body_limit() -> int:
+        current: Edge | None = app.state.edge
+        return (current.config.ingress if current is not None else IngressConfig()).max_body_bytes
+
+    app.add_middleware(BodyLimit, limit=body_limit)
     app.include_router(health.router)
     app.include_router(generate.router)
     # The job routes come before the image routes: /api/v2/images/{image_id} would otherwise match "jobs".

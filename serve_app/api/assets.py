@@ -23,8 +23,9 @@ router = APIRouter(prefix="/api/v2/assets", tags=["assets"])
     response_class=Response,
     responses={
         200: {"content": {m: {} for m in FORMATS.values()}, "description": "The bytes; ETag, immutable caching."},
-        206: {"description": "The requested byte range."},
+        206: {"description": "The requested byte range (several ranges or another unit: the whole file)."},
         304: {"description": "Not modified (If-None-Match matched)."},
+        416: {"description": "The range starts past the end; `Content-Range` gives the length."},
         **error_responses(404, 422),
     },
 )
@@ -38,4 +39,4 @@ async def get_asset(
     sha256, dot, ext = name.partition(".")
     if not dot or ext not in (*FORMATS, "jpg"):
         raise InvalidRequest(f"name={name!r} is not allowed: '<sha256>.<png|webp|jpeg>'", param="name")
-    return asset_response(await images.asset(sha256.lower(), ext), if_none_match, range)
+    return await asset_response(images, sha256.lower(), ext, if_none_match, range)

@@ -12,7 +12,7 @@ from pipelines.encode import FORMATS
 from serve_app.api.deps import ImagesDep, JobsDep
 from serve_app.api.protocol import GenerateImageRequest, JobResponse
 from serve_app.api.responses import JOBS_PREFIX, job_with_asset
-from serve_app.errors import error_responses
+from serve_app.errors import InvalidRequest, error_responses
 from serve_app.jobs.kinds.generate import GenerateRequest
 from serve_app.jobs.service import SubmitOptions
 from serve_app.schemas import PartialRequest
@@ -20,6 +20,9 @@ from serve_app.schemas import PartialRequest
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v2/images", tags=["images"])
+
+MAX_DEADLINE_S = 30 * 86400.0
+"""Longest ``deadline_s`` (a timedelta of it, added to now, stays far inside ``datetime``'s range)."""
 
 
 def to_request(body: GenerateImageRequest) -> GenerateRequest:
@@ -36,7 +39,7 @@ def to_request(body: GenerateImageRequest) -> GenerateRequest:
             "content": {media: {} for media in FORMATS.values()},
             "description": "The image. `X-Seed`, `X-Request-Hash`, `X-Image-Id` and `X-Job-Id` identify it.",
         },
-        **error_responses(422, 500, 503, 504),
+        **error_responses(400, 413, 422, 500, 503, 504),
     },
 )
 async def generate(body: GenerateImageRequest, jobs: JobsDep, images: ImagesDep) -> Response:
@@ -67,21 +70,39 @@ async def generate(body: GenerateImageRequest, jobs: JobsDep, images: ImagesDep)
     summary="Accept a generation job",
     status_code=202,
     response_model=JobResponse,
-    responses={200: {"model": JobResponse, "description": "Finished within `wait`."}, **error_responses(409, 422, 503)},
+    responses={
+        200: {"model": JobResponse, "description": "Finished within `wait`."},
+        **error_responses(400, 409, 413, 422, 503),
+    },
 )
 async def submit_job(
     body: GenerateImageRequest,
     jobs: JobsDep,
     images: ImagesDep,
-    wait: Annotated[float, Query(ge=0, le=600, description="Seconds to wait for the result.")] = 0,
-    priority: Annotated[int | None, Query(ge=-100, le=100, description="Higher runs first.")] = None,
-    deadline_s: Annotated[float | None, Query(gt=0, description="Fail unless started within this.")] = None,
+    wait: Annotated[float, Query(ge=0, le=600, allow_inf_nan=False, description="Seconds to wait for the result.")] = 0,
+    priority: Annotated[
+        int | None,
+        Query(ge=-100, le=100, description="Higher runs first; at most `jobs.max_client_priority` (default 40)."),
+    ] = None,
+    deadline_s: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_DEADLINE_S,
+            allow_inf_nan=False,
+            description="Fail unless started within this many seconds (at most 30 days).",
+        ),
+    ] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """Commits the job before answering 202 with its id and links (`Location` points at it). With
     `wait=S`, answers 200 with the finished job if it finishes within S seconds. The same
     `Idempotency-Key` with the same body returns the same job; with another body, 409.
     """
+    cap = jobs.config.max_client_priority
+    if priority is not None and priority > cap:
+        # Above the cap run the installation's jobs (the bridge's priority): no HTTP client outranks them.
+        raise InvalidRequest(f"priority={priority} is not allowed: at most {cap}", param="priority")
     options = SubmitOptions(
         priority=jobs.config.http_priority if priority is None else priority,
         idempotency_key=idempotency_key,

@@ -55,7 +55,13 @@ async def get_image(image_id: str, images: ImagesDep) -> ImageResponse:
     "/{image_id}/file",
     summary="An image's bytes",
     response_class=Response,
-    responses={200: {"content": {m: {} for m in FORMATS.values()}}, **error_responses(404, 422)},
+    responses={
+        200: {"content": {m: {} for m in FORMATS.values()}},
+        206: {"description": "The requested byte range (several ranges or another unit: the whole file)."},
+        304: {"description": "Not modified (If-None-Match matched)."},
+        416: {"description": "The range starts past the end; `Content-Range` gives the length."},
+        **error_responses(404, 422),
+    },
 )
 async def get_image_file(
     image_id: str,
@@ -64,8 +70,8 @@ async def get_image_file(
     if_none_match: Annotated[str | None, Header()] = None,
     range: Annotated[str | None, Header()] = None,
 ) -> Response:
-    _, asset = await images.image_bytes(image_id, format)
-    return asset_response(asset, if_none_match, range)
+    image = await images.image(image_id)
+    return await asset_response(images, image.content_hash, format or image.format, if_none_match, range)
 
 
 @router.get(

@@ -7,7 +7,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GenerateImageRequest", "ImageResponse", "JobList", "JobResponse", "JobResult", "ReadyResponse"]
+__all__ = [
+    "MAX_GUIDANCE",
+    "MAX_SIDE",
+    "MAX_STEPS",
+    "GenerateImageRequest",
+    "ImageResponse",
+    "JobList",
+    "JobResponse",
+    "JobResult",
+    "ReadyResponse",
+]
+
+MAX_SIDE = 16384
+"""Schema bound of width and height; the generator's ``limits.max_size`` is the real one."""
+MAX_STEPS = 1000
+"""Schema bound of steps; the generator's ``limits.max_steps`` is the real one."""
+MAX_GUIDANCE = 100.0
+"""Schema bound of guidance; the generator's ``limits.max_guidance`` is the real one."""
 
 
 class GenerateImageRequest(BaseModel):
@@ -34,18 +51,25 @@ class GenerateImageRequest(BaseModel):
     negative_prompt: str | None = Field(
         None, max_length=2000, description="What to avoid; a sensible default is used when omitted."
     )
-    width: int | None = Field(None, description="Width in pixels, a multiple of 8.")
-    height: int | None = Field(None, description="Height in pixels, a multiple of 8.")
-    size: str | None = Field(None, description="A named size preset (square, portrait, landscape, ...).")
+    # The bounds here only keep absurd numbers out of the service (a 4000-digit width, an infinite guidance);
+    # the real limits are the generator's (``generator.limits``), checked when the request is composed.
+    width: int | None = Field(None, ge=1, le=MAX_SIDE, description="Width in pixels, a multiple of 8.")
+    height: int | None = Field(None, ge=1, le=MAX_SIDE, description="Height in pixels, a multiple of 8.")
+    size: str | None = Field(None, max_length=64, description="A named size preset (square, portrait, landscape, ...).")
     aspect_ratio: str | None = Field(
-        None, pattern=r"^\d+(\.\d+)?:\d+(\.\d+)?$", description="'W:H', fitted to the model's native area."
+        None,
+        max_length=21,
+        pattern=r"^\d{1,6}(\.\d{1,3})?:\d{1,6}(\.\d{1,3})?$",
+        description="'W:H' (each part at most 6 digits and 3 decimals), fitted to the model's native area.",
     )
-    steps: int | None = Field(None, description="Denoising steps.")
-    guidance: float | None = Field(None, description="Classifier-free guidance scale.")
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Denoising steps.")
+    guidance: float | None = Field(
+        None, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False, description="Classifier-free guidance scale."
+    )
     seed: int | None = Field(
         None, ge=0, lt=2**63, description="Seed; the same request with the same seed gives the same image."
     )
-    scheduler: str | None = Field(None, description="euler, euler_a, ddim, dpmpp_2m or dpmpp_2m_karras.")
+    scheduler: str | None = Field(None, max_length=64, description="euler, euler_a, ddim, dpmpp_2m or dpmpp_2m_karras.")
     format: Literal["png", "webp", "jpeg"] = Field("png", description="Encoding of the returned image.")
 
 
@@ -76,18 +100,29 @@ class JobResponse(BaseModel):
     total: int | None = Field(None, description="Denoising steps in all.")
     attempts: int
     max_attempts: int
-    error: str | None
+    error: str | None = Field(
+        None,
+        description="What went wrong: the check that failed for bad input; for an internal failure only a safe "
+        "sentence (the details are logged with the job id).",
+    )
     error_type: str | None = Field(None, description="Stable type of the failure (invalid_request, ...).")
     error_param: str | None = Field(None, description="The request field at fault, when there is one.")
     source: str
     request_hash: str | None = Field(None, description="Canonical hash of the composed request (cache key).")
     image_id: str | None = Field(None, description="The result image once succeeded: `result.images[0]`.")
+    image_deleted: bool = Field(
+        False,
+        description="The result image was deleted after the job made it: `image_id` stays (what the job made), "
+        "the `image`, `file` and `asset` links are left out.",
+    )
     result: JobResult | None = Field(None, description="Once succeeded: every image it made and its data.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     deadline: datetime | None
-    links: dict[str, str] = Field(..., description="self, events, and (once succeeded) image, file and asset.")
+    links: dict[str, str] = Field(
+        ..., description="self, events, and (once succeeded) image, file and asset, unless the image was deleted."
+    )
 
 
 class JobList(BaseModel):

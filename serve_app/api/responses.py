@@ -6,6 +6,7 @@ from fastapi.responses import Response
 
 from pipelines.encode import FORMATS
 from serve_app.api.protocol import JobResponse, JobResult
+from serve_app.errors import NotFound
 from serve_app.image_service import Asset, ImageService
 from serve_app.jobs import JobRecord
 from serve_app.jobs.kinds import payload_summary
@@ -15,6 +16,7 @@ __all__ = [
     "IMAGES_PREFIX",
     "IMMUTABLE",
     "JOBS_PREFIX",
+    "Unsatisfiable",
     "asset_response",
     "job_response",
     "job_with_asset",
@@ -26,39 +28,76 @@ IMAGES_PREFIX = "/api/v2/images"
 JOBS_PREFIX = f"{IMAGES_PREFIX}/jobs"
 
 
+class Unsatisfiable(Exception):
+    """A byte range that lies wholly past the end of the asset (answered 416)."""
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` → inclusive (start, end); None if unsatisfiable."""
-    unit, _, spec = header.partition("=")
-    if unit.strip() != "bytes" or "," in spec:
+    """The inclusive ``(start, end)`` of a ``Range`` header over ``size`` bytes, or None to ignore it.
+
+    One range is served: ``bytes=a-b``, ``bytes=a-``, ``bytes=-n``. Anything else (another unit, several
+    ranges, a header that is not valid syntax) is ignored and the whole asset answered, as RFC 9110 allows
+    (section 14.2: a server may ignore ``Range``; it must ignore a unit it does not understand).
+
+    Raises:
+        Unsatisfiable: A valid single range that selects no byte (it starts at or past the end, or ``-0``).
+    """
+    unit, eq, spec = header.partition("=")
+    if not eq or unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            n = int(last)
-            start, end = max(0, size - n), size - 1
-        else:
-            start = int(first)
-            end = int(last) if last else size - 1
-    except ValueError:
+    first, dash, last = spec.strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or not all(part == "" or (part.isascii() and part.isdigit()) for part in (first, last)):
         return None
-    end = min(end, size - 1)
-    return (start, end) if 0 <= start <= end else None
+    if first == "":
+        if last == "":
+            return None
+        n = _position(last)
+        if n == 0 or size == 0:
+            raise Unsatisfiable(header)
+        return max(0, size - n), size - 1
+    start = _position(first)
+    if last and _position(last) < start:
+        return None  # not valid syntax (RFC 9110 14.1.1): ignored
+    end = _position(last) if last else size - 1
+    if start >= size:
+        raise Unsatisfiable(header)
+    return start, min(end, size - 1)
 
 
-def asset_response(asset: Asset, if_none_match: str | None, range_header: str | None) -> Response:
-    """The HTTP answer for an asset: 304 on a matching ETag, 206 for a byte range, else 200."""
-    headers = {"ETag": asset.etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
-    media = FORMATS.get(asset.ext, "application/octet-stream")
-    if if_none_match and (if_none_match.strip() == "*" or asset.etag in [t.strip() for t in if_none_match.split(",")]):
+def _position(digits: str) -> int:
+    # Beyond 2**62 every position is past any asset; int() of thousands of digits would raise.
+    return int(digits) if len(digits) <= 18 else 2**62
+
+
+async def asset_response(
+    images: ImageService, sha256: str, ext: str, if_none_match: str | None, range_header: str | None
+) -> Response:
+    """The HTTP answer for an asset: 304 on a matching ETag, 206 for a byte range (only those bytes are read
+    from the store), else 200 with the whole asset.
+
+    Raises:
+        ServiceError: 404 when nothing is stored under the key, 422 for a malformed key.
+    """
+    ext = "jpeg" if ext == "jpg" else ext
+    etag = Asset(b"", sha256, ext).etag
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+    media = FORMATS.get(ext, "application/octet-stream")
+    if if_none_match and (if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]):
+        await images.asset_size(sha256, ext)  # 404 for an asset that is not (or no longer) there
         return Response(status_code=304, headers=headers)
     if range_header:
-        size = len(asset.data)
-        span = parse_range(range_header, size)
-        if span is None:
+        size = await images.asset_size(sha256, ext)
+        try:
+            span = parse_range(range_header, size)
+        except Unsatisfiable:
             return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-        start, end = span
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return Response(asset.data[start : end + 1], status_code=206, media_type=media, headers=headers)
+        if span is not None:
+            start, end = span
+            data = await images.asset_range(sha256, ext, start, end)
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            return Response(data, status_code=206, media_type=media, headers=headers)
+    asset = await images.asset(sha256, ext)
     return Response(asset.data, media_type=media, headers=headers)
 
 
@@ -95,9 +134,19 @@ def job_response(job: JobRecord) -> JobResponse:
 
 
 async def job_with_asset(job: JobRecord, images: ImageService) -> JobResponse:
-    """:func:`job_response` plus the ``asset`` link of the main image, in the format the client asked for."""
+    """:func:`job_response` plus the ``asset`` link of the main image, in the format the client asked for.
+
+    A job whose image was deleted since still answers (what it did is history): ``image_deleted`` is true,
+    and the ``image``, ``file`` and ``asset`` links, which would answer 404, are left out.
+    """
     out = job_response(job)
     if job.result_image_id is not None:
-        image = await images.image(str(job.result_image_id))
+        try:
+            image = await images.image(str(job.result_image_id))
+        except NotFound:
+            out.image_deleted = True
+            for link in ("image", "file", "asset"):
+                out.links.pop(link, None)
+            return out
         out.links["asset"] = images.asset_url(image.content_hash, payload_summary(job.payload).format)
     return out

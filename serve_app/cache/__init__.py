@@ -12,7 +12,7 @@ from serve_app.cache.base import (
     load_value,
 )
 from serve_app.cache.memory import MemoryByteCache, MemoryResultCache
-from serve_app.cache.redis import RedisByteCache, RedisResultCache
+from serve_app.cache.redis import RedisByteCache, RedisResultCache, redis_client
 from serve_app.cache.singleflight import SingleFlight
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "SingleFlight",
     "dump_value",
     "load_value",
+    "redis_client",
 ]

@@ -3,7 +3,9 @@
 The **result cache** maps a canonical request hash (seeded requests only: an unseeded request is a new
 image every time) to a small JSON result, such as ``{"image_id": ..., "sha256": ..., "format": "png"}``.
 :meth:`ResultCache.get_or_compute` coalesces identical requests in flight: concurrent callers with the same
-key share one computation; a failure is not cached, so the next call computes again.
+key share one computation; a failure is not cached, so the next call computes again. The computation lives
+as long as someone waits for it: cancelling one caller leaves it running for the others, cancelling the last
+one cancels it.
 
 The **byte cache** keeps hot asset bytes within a byte budget, evicting the least recently used.
 

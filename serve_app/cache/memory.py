@@ -32,6 +32,10 @@ class MemoryResultCache:
         self._flight: SingleFlight[str] = SingleFlight()
         self._stats = CacheStats()
 
+    def waiting(self, key: str) -> int:
+        """Callers in this process waiting for the computation of ``key`` now (0 when none runs)."""
+        return self._flight.waiters(key)
+
     @property
     def stats(self) -> CacheStats:
         """Hit and miss counters."""
@@ -77,6 +81,8 @@ class MemoryResultCache:
 
     async def get_or_compute(self, key: str, factory: ComputeFactory, *, ttl_s: float | None = None) -> JsonValue:
         """Return the cached value, or run ``factory`` once for all concurrent callers and cache it.
+
+        The computation stops (is cancelled) when the last caller waiting for it is cancelled.
 
         Raises:
             Exception: Whatever ``factory`` raised (to every caller sharing the computation).

@@ -5,7 +5,8 @@ processes share through a lock key ``{prefix}lock:{key}`` taken with ``SET NX PX
 computes and stores the value (refreshing the lock while it works); the others poll for the value with
 backoff. If the holder fails, its lock is released and a waiter takes over; if the holder vanishes
 without releasing, the lock expires; and a waiter that has waited ``wait_timeout_s`` computes anyway, so
-a stuck lock can slow a request but never hang it.
+a stuck lock can slow a request but never hang it. When every caller in the holder's process gives up, its
+computation is cancelled and its lock released at once (a waiter elsewhere then takes over).
 
 The byte cache keeps its least-recently-used order in a sorted set and its byte total in a counter, both
 updated atomically by Lua scripts. The scripts build key names from the prefix, so they need one Redis
@@ -23,7 +24,24 @@ import redis.asyncio as aioredis
 from serve_app.cache.base import CacheStats, ComputeFactory, JsonValue, dump_value, load_value
 from serve_app.cache.singleflight import SingleFlight
 
-__all__ = ["RedisByteCache", "RedisResultCache"]
+__all__ = ["RedisByteCache", "RedisResultCache", "redis_client"]
+
+
+def redis_client(url: str, *, max_connections: int, wait_s: float = 20.0) -> aioredis.Redis:
+    """One client over a bounded pool, for a process to share between its caches and its event bus.
+
+    A caller that finds every connection busy waits for one (up to ``wait_s``, then ``ConnectionError``)
+    instead of opening another, so the process never holds more than ``max_connections`` to Redis.
+    ``aclose()`` on the client closes the pool: its maker does that, after the users are closed.
+
+    Args:
+        url: A Redis URL.
+        max_connections: The bound (the event bus keeps one for its shared pub/sub connection).
+        wait_s: Longest wait for a free connection.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=wait_s)
+    return aioredis.Redis.from_pool(pool)
+
 
 # Delete the lock only if we still hold it.
 _RELEASE = """
@@ -82,7 +100,8 @@ class RedisResultCache:
     """Result cache in Redis with cross-process single-flight.
 
     Args:
-        url: A Redis URL, e.g. ``redis://127.0.0.1:6379/0``.
+        url: A Redis URL, e.g. ``redis://127.0.0.1:6379/0`` (the cache then owns its client), or a client to
+            share (:func:`redis_client`; whoever made it closes it).
         prefix: Prepended to every key.
         lock_ttl_s: How long a computation's lock lives unless refreshed (it is refreshed every third of
             this while the computation runs, so it only lapses if the process dies).
@@ -94,7 +113,7 @@ class RedisResultCache:
 
     def __init__(
         self,
-        url: str,
+        url: str | aioredis.Redis,
         *,
         prefix: str = "limner:",
         lock_ttl_s: float = 30.0,
@@ -104,7 +123,8 @@ class RedisResultCache:
     ) -> None:
         if lock_ttl_s <= 0 or wait_timeout_s < 0 or poll_interval_s <= 0 or poll_max_s < poll_interval_s:
             raise ValueError("lock_ttl_s and poll_interval_s must be > 0, poll_max_s >= poll_interval_s")
-        self._client: aioredis.Redis = aioredis.Redis.from_url(url)
+        self._owns_client = isinstance(url, str)
+        self._client: aioredis.Redis = aioredis.Redis.from_url(url) if isinstance(url, str) else url
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl_s * 1000)
         self._wait_timeout_s = wait_timeout_s
@@ -114,6 +134,10 @@ class RedisResultCache:
         self._extend = self._client.register_script(_EXTEND)
         self._flight: SingleFlight[tuple[str, bool]] = SingleFlight()
         self._stats = CacheStats()
+
+    def waiting(self, key: str) -> int:
+        """Callers in this process waiting for the computation of ``key`` now (0 when none runs)."""
+        return self._flight.waiters(key)
 
     @property
     def stats(self) -> CacheStats:
@@ -160,6 +184,9 @@ class RedisResultCache:
 
     async def get_or_compute(self, key: str, factory: ComputeFactory, *, ttl_s: float | None = None) -> JsonValue:
         """Return the cached value, or compute it once across processes and cache it.
+
+        The computation stops (is cancelled, and its lock released) when the last caller in this process
+        waiting for it is cancelled; a caller in another process then takes the lock and computes afresh.
 
         Raises:
             Exception: Whatever ``factory`` raised, to the callers in this process that shared it.
@@ -226,24 +253,28 @@ class RedisResultCache:
                 return  # lost it (expired during a stall): the value still gets written, harmlessly
 
     async def aclose(self) -> None:
-        """Close the client."""
-        await self._client.aclose()
+        """Close the client, if the cache made it."""
+        if self._owns_client:
+            await self._client.aclose()
 
 
 class RedisByteCache:
     """Hot asset bytes in Redis within ``max_bytes``, least recently used evicted first.
 
     Args:
-        url: A Redis URL.
+        url: A Redis URL (the cache then owns its client), or a client to share (:func:`redis_client`).
         max_bytes: The budget across every process sharing ``prefix``.
         prefix: Prepended to every key.
         max_item_bytes: Larger items are not cached (default: a quarter of the budget).
     """
 
-    def __init__(self, url: str, *, max_bytes: int, prefix: str = "limner:", max_item_bytes: int | None = None) -> None:
+    def __init__(
+        self, url: str | aioredis.Redis, *, max_bytes: int, prefix: str = "limner:", max_item_bytes: int | None = None
+    ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
-        self._client: aioredis.Redis = aioredis.Redis.from_url(url)
+        self._owns_client = isinstance(url, str)
+        self._client: aioredis.Redis = aioredis.Redis.from_url(url) if isinstance(url, str) else url
         self._prefix = f"{prefix}bytes:"
         self._max_bytes = max_bytes
         self._max_item = max_item_bytes if max_item_bytes is not None else max(1, max_bytes // 4)
@@ -256,6 +287,11 @@ class RedisByteCache:
     def stats(self) -> CacheStats:
         """Hit, miss and eviction counters (this process's)."""
         return self._stats
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The underlying client."""
+        return self._client
 
     @property
     def max_bytes(self) -> int:
@@ -289,5 +325,6 @@ class RedisByteCache:
         return 0 if raw is None else int(raw)
 
     async def aclose(self) -> None:
-        """Close the client."""
-        await self._client.aclose()
+        """Close the client, if the cache made it."""
+        if self._owns_client:
+            await self._client.aclose()

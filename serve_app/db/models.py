@@ -179,7 +179,8 @@ class Image(Base):
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    deleted_at: Mapped[datetime | None] = mapped_column()
+    # Soft deletion; the retention janitor purges the row after a grace period (indexed for that).
+    deleted_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Overlay(Base):
@@ -191,7 +192,9 @@ class Overlay(Base):
     image_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -204,6 +207,8 @@ class Job(Base):
         # The claim query filters on status and next attempt time, then orders by priority.
         Index("ix_jobs_claim", "status", "next_attempt_at", "priority"),
         Index("ix_jobs_created", "created_at", "id"),
+        # Retention deletes finished jobs by age.
+        Index("ix_jobs_finished", "finished_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -228,7 +233,10 @@ class Job(Base):
     error_param: Mapped[str | None] = mapped_column(String(255))
     # {"images": [image ids], "data": {...}} once succeeded; result_image_id is its first image.
     result: Mapped[dict[str, Any] | None] = mapped_column()
-    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    # Indexed: purging an image sets this to NULL, which must not scan every job.
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), index=True
+    )
     source: Mapped[JobSource] = mapped_column(_str_enum(JobSource, "job_source"), default=JobSource.HTTP)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -8,14 +8,17 @@ docs/EXPERIMANCE_PROTOCOL.md:
   sockets are made once and left to ZMQ's own reconnection, so a restarting core loses nothing the bridge
   has not already handed to the kernel;
 - frames are single UTF-8 JSON frames; malformed ones are logged, counted by reason and dropped, and the
-  receive loop keeps going;
+  receive loop keeps going; a message over ``zmq_max_message_bytes`` is never read (ZMQ_MAXMSGSIZE: ZMQ drops
+  the connection and the bridge reconnects, logged and counted as a disconnect), and at most
+  ``receive_hwm`` messages wait inside ZMQ;
 - exactly one ``ImageReady`` per request id, sent in request order: a later request that finishes first
   waits for the earlier one's reply;
 - ``clear_queue`` cancels every queued and in-flight request before it; those get no reply;
 - the time limit counts queue time, as the installation's own server does; on failure or timeout the request
   is still answered, with the newest image of the same era and biome or a neutral image;
 - images are written atomically (temp file + ``os.replace``) at the requested size, and the reply's ``uri``
-  is ``file://`` + the absolute, un-encoded path.
+  is ``file://`` + the absolute, un-encoded path; at most ``max_concurrent_fallbacks`` fallback images are made
+  at once, and old images are removed by the retention policy every ``retention.interval_s``.
 
 This module is the receive/order/send loop. The files are :class:`~serve_app.experimance.outputs.OutputFolder`
 (pools, encoding, fallback images, ``latest.<ext>``), the health file is :mod:`serve_app.experimance.health`,
@@ -28,11 +31,14 @@ Task layout (one event loop)::
                                 ▼
     send loop: awaits entries strictly in arrival order, skips cancelled ones, sends, re-points latest.<ext>
     health loop (health.py): rewrites the installation-format health file every ``health_interval_s``
+    retention loop: OutputFolder.prune() in a worker thread, at start and every ``retention.interval_s``
+    monitor loop: counts and logs the PULL's connections and disconnections
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -46,6 +52,7 @@ from typing import Any, Literal
 import zmq
 import zmq.asyncio
 from PIL import Image
+from zmq.utils.monitor import parse_monitor_message
 
 from pipelines.styles import Style, apply_style
 from serve_app.experimance.config import BridgeConfig
@@ -152,6 +159,10 @@ class BridgeStats:
         send_failures: Replies that could not be handed to the result socket in time.
         drops: Frames dropped, by :data:`~serve_app.experimance.protocol.FrameErrorReason` (plus
             ``internal_error``).
+        connects: Connections of the PULL to the core made (reconnections included).
+        disconnects: Connections of the PULL lost: the core went away, or sent a message over
+            ``zmq_max_message_bytes`` (ZMQ drops the connection without handing the bridge any of it).
+        retention_removed: Old images removed by the retention policy.
         conditioning_errors: depth maps / reference images ignored (the request was still rendered), by reason.
         renders_ok: Renders that returned a usable image.
         queue_seconds_total: Sum of the time requests waited for a render slot.
@@ -171,6 +182,9 @@ class BridgeStats:
     unanswered: int = 0
     send_failures: int = 0
     drops: dict[str, int] = field(default_factory=dict)
+    connects: int = 0
+    disconnects: int = 0
+    retention_removed: int = 0
     conditioning_errors: dict[str, int] = field(default_factory=dict)
     renders_ok: int = 0
     queue_seconds_total: float = 0.0
@@ -235,6 +249,8 @@ class ZmqBridge:
             image_format=config.image_format,
             jpeg_quality=config.jpeg_quality,
             fallback=config.fallback,
+            max_source_bytes=config.max_image_bytes,
+            max_source_pixels=config.max_image_pixels,
         )
         self._stats = BridgeStats()
         self._order: deque[_Entry] = deque()
@@ -242,6 +258,8 @@ class ZmqBridge:
         # Made in start(), inside the loop that runs the bridge.
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._fallback_slots: asyncio.Semaphore | None = None
+        self._monitor: zmq.asyncio.Socket | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._started_wall = 0.0
@@ -299,9 +317,16 @@ class ZmqBridge:
         await asyncio.to_thread(self._outputs.prepare)
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(config.max_concurrent_renders)
+        self._fallback_slots = asyncio.Semaphore(config.max_concurrent_fallbacks)
         self._context = self._given_context or zmq.asyncio.Context()
         try:
             self._pull = self._socket(zmq.PULL)
+            # Set before connect: they apply to the connections made after.
+            self._pull.setsockopt(zmq.MAXMSGSIZE, config.zmq_max_message_bytes)
+            self._pull.setsockopt(zmq.RCVHWM, config.receive_hwm)
+            self._monitor = self._pull.get_monitor_socket(
+                zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+            )
             self._pull.connect(config.endpoint(config.request_port))
             self._push = self._socket(zmq.PUSH)
             self._push.connect(config.endpoint(config.result_port))
@@ -313,7 +338,11 @@ class ZmqBridge:
         self._loops = [
             asyncio.create_task(self._receive_loop(), name="limner-bridge-receive"),
             asyncio.create_task(self._send_loop(), name="limner-bridge-send"),
+            asyncio.create_task(self._retention_loop(), name="limner-bridge-retention"),
         ]
+        monitor = asyncio.create_task(self._monitor_loop(), name="limner-bridge-monitor")
+        self._side_tasks.add(monitor)  # not a loop the bridge's health depends on
+        monitor.add_done_callback(self._side_tasks.discard)
         if config.health_file is not None:
             health = health_loop(
                 config.health_file,
@@ -371,10 +400,70 @@ class ZmqBridge:
         return sock
 
     def _close_sockets(self) -> None:
+        if self._monitor is not None:
+            if self._pull is not None and not self._pull.closed:
+                self._pull.disable_monitor()
+            self._monitor.close(linger=0)  # before the context's term(), which would wait for it
+            self._monitor = None
         for sock in (self._pull, self._push):
             if sock is not None and not sock.closed:
                 sock.close(linger=self._config.linger_ms)
         self._pull = self._push = None
+
+    async def _monitor_loop(self) -> None:
+        """Counts the PULL's connections; a lost one is logged and, if ZMQ does not retry it, re-made.
+
+        ZMQ retries a connection the core closed, but drops for good one it closed itself for a protocol error,
+        and a message over ZMQ_MAXMSGSIZE is one: without a fresh connect() the bridge would stay deaf.
+        """
+        assert self._monitor is not None
+        monitor = self._monitor
+        retried = asyncio.Event()
+        while True:
+            try:
+                event = parse_monitor_message(await monitor.recv_multipart())
+            except zmq.ZMQError:
+                return  # closed by stop()
+            except Exception:
+                logger.exception("unreadable monitor event")
+                continue
+            if event["event"] in (zmq.EVENT_CONNECTED, zmq.EVENT_CONNECT_RETRIED):
+                retried.set()
+            if event["event"] == zmq.EVENT_CONNECTED:
+                self._stats.connects += 1
+                logger.info("PULL connected to %s", event["endpoint"].decode(errors="replace"))
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._stats.disconnects += 1
+                retried = asyncio.Event()
+                task = asyncio.create_task(self._reconnect_unless_retried(retried), name="limner-bridge-reconnect")
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
+                logger.warning(
+                    "PULL lost its connection to %s (the core went away, or sent a message over %d bytes, "
+                    "which ZMQ refuses to read); reconnecting",
+                    event["endpoint"].decode(errors="replace"),
+                    self._config.zmq_max_message_bytes,
+                )
+
+    async def _reconnect_unless_retried(self, retried: asyncio.Event) -> None:
+        # ZMQ announces its own retry (CONNECT_RETRIED) at once; give it a generous moment before stepping in.
+        try:
+            await asyncio.wait_for(retried.wait(), 1.0 + self._config.reconnect_ivl_ms / 1000)
+            return
+        except TimeoutError:
+            pass
+        pull = self._pull
+        if pull is None or pull.closed:
+            return
+        endpoint = self._config.endpoint(self._config.request_port)
+        with contextlib.suppress(zmq.ZMQError):
+            pull.disconnect(endpoint)  # the dead session may still hold the endpoint
+        try:
+            pull.connect(endpoint)
+        except zmq.ZMQError as exc:
+            logger.error("cannot reconnect PULL to %s: %s", endpoint, exc)
+            return
+        logger.warning("PULL connection to %s was not retried by ZMQ; connected again", endpoint)
 
     # -- receiving -----------------------------------------------------------------------------------------
 
@@ -406,7 +495,11 @@ class ZmqBridge:
     async def _accept(self, frame: bytes) -> None:
         config = self._config
         decode_args = (frame, config.schema_variant)
-        limits = {"max_bytes": config.max_frame_bytes, "max_size": config.max_size}
+        limits = {
+            "max_bytes": config.max_frame_bytes,
+            "max_size": config.max_size,
+            "max_prompt_chars": config.max_prompt_chars,
+        }
         if len(frame) > _INLINE_DECODE_BYTES:
             # Awaited before the next recv, so requests keep their order.
             request = await asyncio.to_thread(decode_frame, *decode_args, **limits)
@@ -581,10 +674,27 @@ class ZmqBridge:
         self._count(self._stats.fallback_causes, cause)
         logger.warning("request %s: %s (%s); answering with a fallback image", request.request_id, cause, detail)
         era, biome = request_era_biome(request)
-        path = await asyncio.to_thread(
-            self._outputs.write_fallback, request.request_id, request.size, era=era, biome=biome
-        )
+        assert self._fallback_slots is not None  # set by start()
+        # Bounded apart from the render slots: an overload answers every request by fallback at once, and
+        # each one decodes and re-encodes a full-size image.
+        async with self._fallback_slots:
+            path = await asyncio.to_thread(
+                self._outputs.write_fallback, request.request_id, request.size, era=era, biome=biome
+            )
         return _Reply(encode_image_ready(request, path), path, fallback=True)
+
+    # -- retention -----------------------------------------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        policy = self._config.retention
+        while True:
+            try:
+                report = await asyncio.to_thread(self._outputs.prune, policy)
+                self._stats.retention_removed += len(report.removed)
+            except Exception:
+                # A failing clean-up must not stop the bridge; the next round tries again.
+                logger.exception("retention round failed")
+            await asyncio.sleep(policy.interval_s)
 
     # -- sending -------------------------------------------------------------------------------------------
 

@@ -2,11 +2,18 @@
 
 The installation's requests become ordinary ``generate`` jobs (source ``zmq``, high priority, a deadline of
 the installation's timeout, queue time included), submitted through the same job service as HTTP requests.
+:class:`IngressRenderer` is the bridge's render and cancel over the ingress's ``submit_job`` / ``job_image`` /
+``cancel_jobs``; a request the bridge gives up on while its submit is still under way has its job cancelled
+as soon as the submit returns the id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pipelines import encode
 from serve_app.db.models import JobSource
@@ -15,7 +22,9 @@ from serve_app.jobs.kinds.generate import GenerateRequest
 from serve_app.jobs.service import SubmitOptions
 from serve_app.schemas import PartialRequest
 
-__all__ = ["generate_request", "render_size"]
+__all__ = ["IngressRenderer", "generate_request", "render_size"]
+
+logger = logging.getLogger("ray.serve.limner.experimance")
 
 
 def render_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -65,3 +74,122 @@ def generate_request(
     # The installation paces itself: its requests are never refused for queue length.
     options = SubmitOptions(priority=priority, deadline_s=left, source=JobSource.ZMQ, admit=False)
     return request, options
+
+
+class IngressRenderer:
+    """The bridge's ``render`` and ``cancel``, as generic jobs through the ingress.
+
+    A request the bridge gives up on (``clear_queue``, timeout, stop) has its job cancelled, whatever stage the
+    render is at: while waiting for the image, or while ``submit_job`` is still under way (the job may be
+    committed already; it is cancelled the moment its id comes back).
+
+    Args:
+        handle: Returns the ingress handle (looked up when first needed); its methods are called as
+            ``handle.submit_job.remote(...)``.
+        max_render_side: See :func:`generate_request`.
+        depth_controlnet: See :func:`generate_request`.
+        control_scale: See :func:`generate_request`.
+        priority: Job priority of bridge requests.
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[], Any],
+        *,
+        max_render_side: int | None,
+        depth_controlnet: bool,
+        control_scale: float,
+        priority: int,
+    ) -> None:
+        self._handle = handle
+        self._max_render_side = max_render_side
+        self._depth_controlnet = depth_controlnet
+        self._control_scale = control_scale
+        self._priority = priority
+        self._jobs: dict[str, str] = {}  # request id → job id, while waiting for the image
+        self._submitting: set[str] = set()  # request ids whose submit_job has not returned
+        self._abandoned: set[str] = set()  # of those, the ones the bridge gave up on
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def render(self, job: BridgeJob) -> bytes:
+        """Submits ``job`` as a ``generate`` job and returns its PNG.
+
+        Raises:
+            RuntimeError: The bridge gave up on the request while it was being submitted (its job is cancelled).
+            Exception: Whatever the ingress raised (a failed, cancelled or late job).
+        """
+        request, options = generate_request(
+            job,
+            max_render_side=self._max_render_side,
+            depth_controlnet=self._depth_controlnet,
+            control_scale=self._control_scale,
+            priority=self._priority,
+        )
+        ingress = self._handle()
+        request_id = job.request_id
+        # Shielded: a cancellation must not lose the id of a job the ingress may have committed already.
+        submit = asyncio.ensure_future(_awaited(ingress.submit_job.remote("generate", request, options)))
+        self._submitting.add(request_id)
+        try:
+            job_id: str = await asyncio.shield(submit)
+        except asyncio.CancelledError:
+            if not submit.done():
+                submit.add_done_callback(self._cancel_once_submitted)
+            elif not submit.cancelled() and submit.exception() is None:
+                self._spawn_cancel([submit.result()])
+            raise
+        finally:
+            self._submitting.discard(request_id)
+            abandoned = request_id in self._abandoned
+            self._abandoned.discard(request_id)
+        if abandoned:
+            self._spawn_cancel([job_id])
+            raise RuntimeError(f"request {request_id} was given up while its job {job_id} was being submitted")
+        self._jobs[request_id] = job_id
+        try:
+            timeout = max(0.1, (job.deadline or time.time() + 600) - time.time())
+            png: bytes = await ingress.job_image.remote(job_id, timeout, "png")
+            return png
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() and self._jobs.pop(request_id, None) is not None:
+                self._spawn_cancel([job_id])  # given up while waiting: the job's work stops too
+            raise
+        finally:
+            self._jobs.pop(request_id, None)
+
+    async def cancel(self, request_ids: list[str]) -> None:
+        """Cancels the jobs of requests the bridge gave up on; one still being submitted is cancelled once known."""
+        job_ids = []
+        for request_id in request_ids:
+            job_id = self._jobs.pop(request_id, None)
+            if job_id is not None:
+                job_ids.append(job_id)
+            elif request_id in self._submitting:
+                self._abandoned.add(request_id)
+        if job_ids:
+            await self._handle().cancel_jobs.remote(job_ids)
+
+    def _cancel_once_submitted(self, submit: asyncio.Future[str]) -> None:
+        if submit.cancelled():
+            return
+        if submit.exception() is not None:
+            logger.debug("submit of an abandoned request failed", exc_info=submit.exception())
+            return
+        self._spawn_cancel([submit.result()])
+
+    def _spawn_cancel(self, job_ids: list[str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._call_cancel(job_ids), name="limner-bridge-cancel-job")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call_cancel(self, job_ids: list[str]) -> None:
+        try:
+            await self._handle().cancel_jobs.remote(job_ids)
+        except Exception:
+            # The bridge has answered or dropped the request already; a failed cancel only wastes compute.
+            logger.exception("cancel of jobs %s failed", job_ids)
+
+
+async def _awaited(response: Awaitable[str]) -> str:
+    return await response

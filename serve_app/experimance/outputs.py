@@ -10,17 +10,26 @@ Layout under ``output_dir`` (the installation's ``cache_dir``), as in the stock 
 Every image is written atomically (:func:`serve_app.files.atomic_write`) at the requested size, in the
 configured format; a request's image is the render, cropped and scaled to cover the size (aspect kept).
 A fallback answer is the newest image of the same era and biome (remembered, else the newest file of the
-pool) or, when there is none, a neutral image of the configured colour.
+pool; PNG, JPEG or WebP within the size limits) or, when there is none, a neutral image of the configured
+colour.
+
+:meth:`OutputFolder.prune` applies the retention policy (:class:`~serve_app.experimance.config.RetentionConfig`)
+per pool: only the bridge's own ``limner_*`` images are removed, never the image ``latest.<ext>`` points at,
+the newest image of a pool or the image a fallback remembers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
+import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -28,16 +37,35 @@ from typing import Literal
 from PIL import Image
 
 from pipelines import encode as codec
-from serve_app.experimance.config import FallbackConfig
+from serve_app.experimance.config import FallbackConfig, RetentionConfig
+from serve_app.experimance.protocol import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, IMAGE_FORMATS
 from serve_app.files import atomic_write
 
-__all__ = ["OutputFolder"]
+__all__ = ["OutputFolder", "PruneReport"]
 
 logger = logging.getLogger("ray.serve.limner.experimance")
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FALLBACK_DIR = "fallback"
 _PIL_NAMES = {"jpeg": "JPEG", "png": "PNG"}
+_OWN_PREFIX = "limner_"
+
+
+@dataclass
+class PruneReport:
+    """What one :meth:`OutputFolder.prune` did.
+
+    Attributes:
+        removed: The files removed.
+        freed_bytes: Their total size.
+        kept: Bridge images left in place.
+        failed: Files that could not be removed (logged).
+    """
+
+    removed: list[Path] = field(default_factory=list)
+    freed_bytes: int = 0
+    kept: int = 0
+    failed: int = 0
 
 
 class OutputFolder:
@@ -51,6 +79,8 @@ class OutputFolder:
         image_format: Format of the images written.
         jpeg_quality: JPEG quality, 1-100.
         fallback: How failed and timed-out requests are answered.
+        max_source_bytes: Largest previous image file a fallback reads; a larger one is skipped.
+        max_source_pixels: Most pixels a previous image may have to be used by a fallback.
     """
 
     def __init__(
@@ -60,11 +90,15 @@ class OutputFolder:
         image_format: Literal["jpeg", "png"] = "jpeg",
         jpeg_quality: int = 92,
         fallback: FallbackConfig | None = None,
+        max_source_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_source_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         self._root = root
         self._format: Literal["jpeg", "png"] = image_format
         self._quality = jpeg_quality
         self._fallback = fallback or FallbackConfig()
+        self._max_source_bytes = max_source_bytes
+        self._max_source_pixels = max_source_pixels
         self._ext = "jpg" if image_format == "jpeg" else "png"
         self._newest: dict[tuple[str | None, str | None], Path] = {}
 
@@ -163,7 +197,9 @@ class OutputFolder:
 
         Returns:
             ``(image, source)``: the newest usable image of the pool (the one remembered first, then the
-            newest file), or a neutral image and ``None`` when there is none or ``use_previous`` is off.
+            newest file), or a neutral image and ``None`` when there is none or ``use_previous`` is off. A
+            previous image that is not PNG, JPEG or WebP, or is over ``max_source_bytes`` or
+            ``max_source_pixels``, is not usable.
         """
         if self._fallback.use_previous:
             remembered = self._newest.get((era, biome))
@@ -173,11 +209,103 @@ class OutputFolder:
                 if candidate is None:
                     continue
                 try:
-                    return self._encode_image(codec.decode(candidate.read_bytes()), size), candidate
+                    return self._encode_image(self._read_previous(candidate), size), candidate
                 except (OSError, ValueError) as exc:
                     logger.warning("previous image %s unusable (%s)", candidate, exc)
         neutral = Image.new("RGB", size, self._fallback.color)
         return self._encode_image(neutral, size), None
+
+    def _read_previous(self, path: Path) -> Image.Image:
+        """A previous image, decoded only within the size limits and formats (raises ValueError otherwise)."""
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > self._max_source_bytes:
+                raise ValueError(f"{size} bytes, more than {self._max_source_bytes}")
+            data = file.read(self._max_source_bytes + 1)
+        if len(data) > self._max_source_bytes:
+            raise ValueError(f"more than {self._max_source_bytes} bytes")
+        try:
+            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        except Image.DecompressionBombError as exc:
+            raise ValueError(str(exc)) from None
+        if image.width * image.height > self._max_source_pixels:
+            raise ValueError(f"{image.width}x{image.height}, more than {self._max_source_pixels} pixels")
+        image.load()
+        return image
+
+    def prune(self, policy: RetentionConfig, *, now: float | None = None) -> PruneReport:
+        """Removes the bridge's old images, pool by pool, as ``policy`` says.
+
+        In each pool (the root, ``fallback/`` and every ``<era>/<biome>/``), the bridge's own images
+        (``limner_*``) beyond the newest ``max_files`` or older than ``max_age_hours`` are removed, except the
+        file ``latest.<ext>`` points at, the pool's newest image (of any name: the one a fallback would pick),
+        the images the fallbacks remember, and anything younger than ``min_age_s``.
+
+        Args:
+            policy: The retention policy.
+            now: Epoch seconds to measure ages from (default: now).
+
+        Returns:
+            What was removed and kept.
+        """
+        now = time.time() if now is None else now
+        report = PruneReport()
+        protected = set(self._newest.values())
+        latest = self._latest_target()
+        if latest is not None:
+            protected.add(latest)
+        for pool in self._pools():
+            newest_any = _newest_image(pool)
+            own = _own_images(pool)
+            own.sort(key=lambda item: (item[0], item[1].name), reverse=True)
+            for rank, (mtime, path, size) in enumerate(own):
+                too_many = policy.max_files is not None and rank >= policy.max_files
+                too_old = policy.max_age_hours is not None and now - mtime > policy.max_age_hours * 3600
+                keep = (
+                    not (too_many or too_old)
+                    or path == newest_any
+                    or path in protected
+                    or now - mtime < policy.min_age_s
+                )
+                if keep:
+                    report.kept += 1
+                    continue
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    report.failed += 1
+                    logger.warning("retention: cannot remove %s (%s)", path, exc)
+                    continue
+                report.removed.append(path)
+                report.freed_bytes += size
+        if report.removed or report.failed:
+            logger.info(
+                "retention: removed %d images (%d bytes), kept %d, %d failed",
+                len(report.removed),
+                report.freed_bytes,
+                report.kept,
+                report.failed,
+            )
+        return report
+
+    def _latest_target(self) -> Path | None:
+        link = self._root / f"latest.{self._ext}"
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+        return Path(os.path.normpath(os.path.join(self._root, target)))
+
+    def _pools(self) -> Iterator[Path]:
+        """The root, ``fallback/`` and every ``<era>/<biome>/`` folder (real folders only, no symlinks)."""
+        yield self._root
+        for first in _subdirs(self._root):
+            if first.name == _FALLBACK_DIR:
+                yield first
+                continue
+            yield from _subdirs(first)
 
     def point_latest(self, target: Path) -> None:
         """Re-points ``latest.<ext>`` at ``target`` (relative, swapped atomically); a failure is only logged."""
@@ -211,6 +339,41 @@ def _safe_name(request_id: str) -> str:
     if safe != request_id:
         safe += "-" + hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:10]
     return safe
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    out = []
+    for item in entries:
+        try:
+            if item.is_dir(follow_symlinks=False) and not item.name.startswith("."):
+                out.append(Path(item.path))
+        except OSError:
+            continue
+    return out
+
+
+def _own_images(directory: Path) -> list[tuple[float, Path, int]]:
+    """``(mtime, path, size)`` of the bridge's own images directly in ``directory`` (regular files only)."""
+    found: list[tuple[float, Path, int]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return found
+    for item in entries:
+        if not item.name.startswith(_OWN_PREFIX) or not item.name.lower().endswith(_IMAGE_SUFFIXES):
+            continue
+        try:
+            if not item.is_file(follow_symlinks=False):
+                continue
+            info = item.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        found.append((info.st_mtime, Path(item.path), info.st_size))
+    return found
 
 
 def _newest_image(directory: Path) -> Path | None:

@@ -27,6 +27,7 @@ import binascii
 import io
 import json
 import os
+import stat
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -39,9 +40,11 @@ __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_MAX_IMAGE_BYTES",
     "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_MAX_PROMPT_CHARS",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_SIZE",
     "FRAME_ERROR_REASONS",
+    "IMAGE_FORMATS",
     "KNOWN_MESSAGE_TYPES",
     "MIN_SIZE",
     "Biome",
@@ -127,6 +130,13 @@ DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 * 1024
 """Largest encoded conditioning image (decoded base64 or file) accepted by default."""
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 """Most pixels a conditioning image may decode to by default."""
+DEFAULT_MAX_PROMPT_CHARS = 2000
+"""Longest prompt or negative prompt accepted by default: the generator's own limit
+(``pipelines.request.GenerationLimits.max_prompt_chars``), so a longer one is refused at the door instead of
+failing every attempt downstream."""
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
+"""The only formats a conditioning or fallback image is decoded from (PIL names); every other PIL plugin
+(TIFF, PSD, EPS, ...) stays out of reach of untrusted bytes."""
 
 
 class Era(StrEnum):
@@ -317,6 +327,7 @@ def decode_frame(
     *,
     max_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
 ) -> RenderRequest:
     """Decodes one PULL frame into the schema variant's ``RenderRequest``.
 
@@ -325,13 +336,15 @@ def decode_frame(
         schema: The schema variant the installation runs.
         max_bytes: Largest frame accepted.
         max_size: Largest width or height accepted.
+        max_prompt_chars: Longest ``prompt`` or ``negative_prompt`` accepted, in characters.
 
     Returns:
         An :class:`ExperimanceRenderRequest`, :class:`FireRenderRequest` or :class:`RenderRequest`.
 
     Raises:
         FrameError: The frame is oversize, not UTF-8, not JSON, not an object, has no or another ``type``,
-            or a field is missing, mis-cased or out of range. ``request_id`` is set when the frame had one.
+            or a field is missing, mis-cased or out of range (a prompt longer than ``max_prompt_chars`` is an
+            ``invalid_field``). ``request_id`` is set when the frame had one.
     """
     if len(frame) > max_bytes:
         raise FrameError("oversize", None, f"{len(frame)} bytes, at most {max_bytes} allowed")
@@ -362,6 +375,7 @@ def decode_frame(
     except ValidationError as exc:
         raise _validation_error(exc, request_id) from None
     _check_size(request, max_size)
+    _check_prompts(request, max_prompt_chars)
     return request
 
 
@@ -391,6 +405,14 @@ def _check_size(request: RenderRequest, max_size: int) -> None:
         value = getattr(request, name)
         if value is not None and not MIN_SIZE <= value <= max_size:
             raise FrameError("bad_size", request.request_id, f"{name}={value} is not allowed: {MIN_SIZE}..{max_size}")
+
+
+def _check_prompts(request: RenderRequest, max_chars: int) -> None:
+    for name in ("prompt", "negative_prompt"):
+        value = getattr(request, name)
+        if value is not None and len(value) > max_chars:
+            detail = f"{name}=<{len(value)} characters> is not allowed: at most {max_chars}"
+            raise FrameError("invalid_field", request.request_id, detail)
 
 
 def file_uri(path: str | os.PathLike[str]) -> str:
@@ -447,7 +469,9 @@ def load_image_source(
 
     ``image_data`` wins when both are given: a data URL (``data:image/png;base64,...``) or raw base64.
     Otherwise ``uri`` is a ``file://`` URI (prefix stripped literally, like the installation does) or an
-    absolute path, read only if it resolves (symlinks followed) inside one of ``allowed_dirs``.
+    absolute path, read only if it resolves (symlinks followed) inside one of ``allowed_dirs`` and is a regular
+    file (a FIFO or a device is refused without being opened for a blocking read). Only PNG, JPEG and WebP
+    are decoded (:data:`IMAGE_FORMATS`).
 
     Args:
         source: The image source.
@@ -461,7 +485,8 @@ def load_image_source(
         The decoded image (mode ``L`` or ``RGB``), or None when the source carries neither field.
 
     Raises:
-        FrameError: ``bad_image`` (undecodable, too large, missing file, unsupported URI) or
+        FrameError: ``bad_image`` (undecodable, not PNG, JPEG or WebP, too large, missing file, not a regular
+            file, unsupported URI) or
             ``image_not_allowed`` (a path outside ``allowed_dirs``).
     """
     if source.image_data:
@@ -501,17 +526,31 @@ def _read_allowed_file(
     if not any(real.is_relative_to(os.path.realpath(d)) for d in allowed_dirs):
         raise FrameError("image_not_allowed", request_id, f"{field}: {_shorten(path)} is outside the allowed dirs")
     try:
-        size = real.stat().st_size
-        if size > max_bytes:
-            raise FrameError("bad_image", request_id, f"{field}: {size} bytes, at most {max_bytes} allowed")
-        return real.read_bytes()
+        # Non-blocking, no symlink at the last step (it was resolved above): opening a FIFO or a device never
+        # waits, and only a regular file is read at all.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise FrameError("bad_image", request_id, f"{field}: cannot read {_shorten(path)} ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FrameError("bad_image", request_id, f"{field}: {_shorten(path)} is not a regular file")
+        if info.st_size > max_bytes:
+            raise FrameError("bad_image", request_id, f"{field}: {info.st_size} bytes, at most {max_bytes} allowed")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1)  # a file that grew since fstat is still cut off at the limit
+        if len(data) > max_bytes:
+            raise FrameError("bad_image", request_id, f"{field}: more than {max_bytes} bytes")
+        return data
+    except OSError as exc:
+        raise FrameError("bad_image", request_id, f"{field}: cannot read {_shorten(path)} ({exc.strerror})") from None
+    finally:
+        os.close(fd)
 
 
 def _decode_image(data: bytes, max_pixels: int, request_id: str | None, field: str) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         if image.width * image.height > max_pixels:
             raise FrameError(
                 "bad_image", request_id, f"{field}: {image.width}x{image.height} is more than {max_pixels} pixels"

@@ -8,8 +8,10 @@ A job's life::
                  │  ▼              │ └───fail(transient), none left──────► dead
                  │ cancelled ◄─────┤     fail(permanent)────────────────► failed
                  │   (mark_cancelled, after cancel set cancel_requested)
-                 └── lease expired (the runner died): claimable again; dead if no attempts are left
+                 ├── lease expired (the runner died): claimable again; dead if no attempts are left
+                 └── release (the runner's replica shuts down): queued at once, the attempt not counted
     queued past its deadline ──expire_deadlines──► failed ("deadline exceeded")
+    lease expired past its deadline ──claim──► failed ("deadline exceeded"), never run again
 
 Every transition appends an event to the job's log (gap-free ``seq`` per job) in the same transaction, and
 the store hands each committed event to an ``on_event`` hook (the event bus, in the service).
@@ -81,15 +83,22 @@ class JobNotFound(JobError):
 
 
 class IdempotencyConflict(JobError):
-    """The idempotency key already names a job made from a different request."""
+    """The idempotency key already names a job made from a different request.
 
-    def __init__(self, key: str, existing_job_id: uuid.UUID | str) -> None:
+    The message (what a client sees, 409) names neither that job nor its request: a key may be another
+    client's. ``existing_job_id`` is for the log only.
+    """
+
+    def __init__(self, key: str, existing_job_id: uuid.UUID | str | None = None) -> None:
         super().__init__(key, existing_job_id)
         self.key = key
-        self.existing_job_id = str(existing_job_id)
+        self.existing_job_id = None if existing_job_id is None else str(existing_job_id)
 
     def __str__(self) -> str:
-        return f"idempotency key {self.key!r} was already used for job {self.existing_job_id} with a different request"
+        return (
+            "this Idempotency-Key was already used with a different request (body, priority or deadline); "
+            "use a new key for a new request"
+        )
 
 
 class LeaseLost(JobError):
@@ -259,6 +268,7 @@ class JobStore(Protocol):
         idempotency_key: str | None = None,
         body_hash: str | None = None,
         claim_for: tuple[str, float] | None = None,
+        idempotency_ttl_s: float | None = None,
     ) -> JobRecord:
         """Record a new queued job and commit before returning."""
         ...
@@ -283,6 +293,10 @@ class JobStore(Protocol):
 
     async def heartbeat(self, job_id: uuid.UUID | str, owner: str, *, lease_s: float) -> JobRecord:
         """Extend ``owner``'s lease on a running job."""
+        ...
+
+    async def release(self, job_id: uuid.UUID | str, owner: str) -> JobRecord:
+        """Hand a job ``owner`` holds back to the queue without counting its attempt (a draining replica)."""
         ...
 
     async def progress(self, job_id: uuid.UUID | str, step: int, total: int, *, owner: str | None = None) -> bool:

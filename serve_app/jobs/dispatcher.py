@@ -5,7 +5,9 @@ time, runs each through ``registry[job.kind]`` while a heartbeat keeps its lease
 outcome exactly once: succeeded (with the kind's :class:`~serve_app.jobs.base.JobResult`), retried after a
 backoff (transient failures), failed (permanent ones, an unknown kind included), or cancelled. Whether a
 failure is transient is decided by :func:`serve_app.errors.is_transient`. A runner that dies simply stops
-heartbeating; its jobs are claimed again when their leases expire.
+heartbeating; its jobs are claimed again when their leases expire (and that counts an attempt). A runner that
+shuts down (:meth:`Dispatcher.stop`) stops claiming and hands its jobs back to the queue at once without
+counting an attempt: restarting a replica never uses up a job's attempts.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._queued = 0
         self._counted_at = 0.0
+        self._stopping = False
 
     @property
     def queued_estimate(self) -> int:
@@ -95,7 +98,11 @@ class Dispatcher:
             self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="limner-dispatcher")
 
     async def stop(self) -> None:
-        """Stops claiming; running jobs are abandoned to lease expiry (another runner will take them)."""
+        """Stops claiming, then hands every running job back to the queue without counting its attempt.
+
+        Bounded: a job whose hand-back does not finish in time comes back when its lease expires.
+        """
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,7 +135,7 @@ class Dispatcher:
         Hand the slot on with :meth:`adopt` if the job came back claimed, else give it back with
         :meth:`unreserve`.
         """
-        if self._loop_task is None or len(self._running) + self._reserved >= self._max_concurrent:
+        if self._loop_task is None or self._stopping or len(self._running) + self._reserved >= self._max_concurrent:
             return None
         self._reserved += 1
         return self.owner, self._lease_s
@@ -140,6 +147,7 @@ class Dispatcher:
     def adopt(self, job: JobRecord) -> None:
         """Runs a job claimed for this dispatcher at submit, in the slot :meth:`reserve` took."""
         self.unreserve()
+        # While stopping, the job is handed straight back: _run sees the stop before the work starts.
         self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
 
     def wake(self) -> None:
@@ -174,7 +182,7 @@ class Dispatcher:
             expired = await self._store.expire_deadlines()
             if expired:
                 logger.info("%d queued jobs passed their deadline", len(expired))
-            counts = await self._store.counts()
+            counts = await self._store.counts([JobStatus.QUEUED])  # an index range, not a table scan
             self._queued = counts.get(JobStatus.QUEUED, 0)
             self._counted_at = now
         free = self.free_slots
@@ -196,6 +204,10 @@ class Dispatcher:
         return await kind.run(job, self._stages, self._progress_fn(job))
 
     async def _run(self, job: JobRecord) -> None:
+        if self._stopping:  # adopted after stop() began: hand it back before any work starts
+            await self._release(job)
+            self._running.pop(job.id, None)
+            return
         work = asyncio.ensure_future(self._execute(job))
         beat = asyncio.ensure_future(self._heartbeat(job, work))
         try:
@@ -209,12 +221,18 @@ class Dispatcher:
                     await self._store.mark_cancelled(job.id, self.owner)
                     logger.info("job %s cancelled", job.id)
                     return
+                if self._stopping:
+                    await self._release(job)
+                    return
                 raise
             except Exception as exc:
                 transient = self._is_transient(exc)
                 message, error_type, param = describe_failure(exc)
                 log = logger.warning if transient else logger.info
-                log("job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, job.attempts, error_type, message)
+                # The detail (exception, through Ray a remote traceback) goes to the log only, with the job id:
+                # the recorded message is what clients see (errors.describe_failure).
+                detail = f"{type(exc).__name__}: {exc}"
+                log("job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, job.attempts, error_type, detail)
                 await self._store.fail(
                     job.id, self.owner, message, transient=transient, error_type=error_type, param=param
                 )
@@ -229,6 +247,16 @@ class Dispatcher:
             self._running.pop(job.id, None)
             self._cancel_requested.discard(job.id)
             self._wake.set()
+
+    async def _release(self, job: JobRecord) -> None:
+        """Hands ``job`` back to the queue (this dispatcher is stopping); its attempt is not counted."""
+        try:
+            await self._store.release(job.id, self.owner)
+            logger.info("job %s handed back to the queue (shutting down)", job.id)
+        except (LeaseLost, JobNotFound):
+            pass  # finished or taken meanwhile: nothing to hand back
+        except Exception:  # the database is gone too: the lease expires and the job comes back anyway
+            logger.exception("could not hand job %s back; it returns when its lease expires", job.id)
 
     async def _heartbeat(self, job: JobRecord, work: asyncio.Future[Any]) -> None:
         while not work.done():

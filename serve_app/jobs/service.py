@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from serve_app.errors import (
 from serve_app.events import Event, SubscriptionLagged
 from serve_app.jobs.base import InvalidCursor, JobNotFound, JobPage, JobRecord, JobResult, canonical_hash
 from serve_app.jobs.dispatcher import Dispatcher
-from serve_app.jobs.kinds.base import KindPayload, KindRegistry
+from serve_app.jobs.kinds.base import Accepted, KindPayload, KindRegistry
 from serve_app.jobs.sql import TERMINAL_EVENTS, SqlJobStore
 from serve_app.jobs.stages import Stages
 
@@ -44,7 +45,11 @@ class SubmitOptions:
 
     Attributes:
         priority: Higher runs first.
-        idempotency_key: The same key with the same request returns the first job; another request, 409.
+        idempotency_key: Stripe's semantics: the same key with the same request (body, priority and
+            deadline) returns the first job; with any difference, 409, whose message reveals nothing about
+            the other job. A key names its job for ``jobs.idempotency_ttl_s`` (24 h), then makes a new one.
+            An empty or whitespace key is refused (422). Keys are global for now: scoping them to the
+            client comes with API keys.
         deadline_s: Fail the job unless it starts within this many seconds.
         source: The door it came in through (``http`` or ``zmq``).
         admit: Count it against ``jobs.max_queued`` (503 when full). The installation paces itself, so its
@@ -68,6 +73,9 @@ class JobService:
         stages: The shared steps (acceptance composes through them).
         dispatcher: This replica's dispatcher (woken on submit; runs local cancels).
         config: The ``jobs`` section.
+        wait_poll_s: Waiters (``wait``, ``result``, ``events_of``) wake on the job's events; only when none
+            came for this long do they read the database (an event published where this bus does not reach,
+            such as another replica without Redis), and no more often than this while the bus is failing.
     """
 
     def __init__(
@@ -78,6 +86,8 @@ class JobService:
         stages: Stages,
         dispatcher: Dispatcher,
         config: JobsConfig,
+        *,
+        wait_poll_s: float = 5.0,
     ) -> None:
         self.store = store
         self.events = events
@@ -85,6 +95,7 @@ class JobService:
         self.stages = stages
         self.dispatcher = dispatcher
         self.config = config
+        self.wait_poll_s = wait_poll_s
 
     # -- accept -----------------------------------------------------------------------------------------
 
@@ -101,21 +112,72 @@ class JobService:
             Conflict: ``idempotency_key`` was used with a different request.
             Overloaded: The queue is full.
         """
+        key = options.idempotency_key
+        if key is not None and not key.strip():
+            raise InvalidRequest("Idempotency-Key must not be empty or whitespace", param="Idempotency-Key")
         dispatcher = self.dispatcher
         if options.admit and not dispatcher.admit(self.config.max_queued):
             raise Overloaded(
                 "The job queue is full; try again shortly.", headers={"Retry-After": str(self.config.retry_after_s)}
             )
+        try:
+            accepted = await self._accept(kind, request)  # nothing is stored yet: a cancelled caller costs nothing
+        except BaseException:
+            if options.admit:
+                dispatcher.release()
+            raise
+        # Commit and hand-over happen even if the caller is cancelled meanwhile: a job committed as claimed
+        # for this dispatcher but never adopted would sit ``running`` with no runner until its lease expired,
+        # and then lose an attempt.
+        record = asyncio.ensure_future(self._commit(kind, accepted, options))
+        try:
+            return await asyncio.shield(record)
+        except asyncio.CancelledError:
+            record.add_done_callback(_log_unretrieved)
+            raise
+
+    async def _accept(self, kind: str, request: Any) -> Accepted:
+        try:
+            return await self.registry[kind].accept(request, self.stages)
+        except Exception as exc:
+            raise from_exception(exc) from exc
+
+    async def _commit(
+        self, kind: str, accepted: Accepted, options: SubmitOptions
+    ) -> tuple[JobRecord, KindPayload]:
+        """Commits the accepted job, then adopts it if it was claimed for this dispatcher as it was committed."""
+        dispatcher = self.dispatcher
         # A slot to claim the job in its committing transaction; not for an idempotency key, whose submit may
         # answer with an earlier job instead (only a job this submit made is ever adopted).
         slot = dispatcher.reserve() if options.idempotency_key is None else None
         try:
-            job, payload = await self._commit(kind, request, options, slot)
-        except BaseException:
+            deadline = datetime.now(UTC) + timedelta(seconds=options.deadline_s) if options.deadline_s else None
+            # What a replay must match: the request as sent, and how it is to be queued.
+            identity = {
+                "kind": kind,
+                "body": accepted.identity,
+                "priority": options.priority,
+                "deadline_s": options.deadline_s,
+            }
+            job = await self.store.submit(
+                kind,
+                accepted.payload.to_json(),
+                priority=options.priority,
+                deadline=deadline,
+                max_attempts=self.config.max_attempts,
+                source=options.source,
+                idempotency_key=options.idempotency_key,
+                body_hash=canonical_hash(identity),
+                claim_for=slot,
+                idempotency_ttl_s=self.config.idempotency_ttl_s,
+            )
+        except BaseException as exc:
             if slot is not None:
                 dispatcher.unreserve()
             if options.admit:
                 dispatcher.release()
+            if isinstance(exc, Exception):
+                raise from_exception(exc) from exc
             raise
         if slot is not None and job.status == "running":
             dispatcher.adopt(job)  # claimed as it was committed: nothing was ahead of it, a slot was free
@@ -125,27 +187,6 @@ class JobService:
             if slot is not None:
                 dispatcher.unreserve()
             dispatcher.wake()
-        return job, payload
-
-    async def _commit(
-        self, kind: str, request: Any, options: SubmitOptions, slot: tuple[str, float] | None
-    ) -> tuple[JobRecord, KindPayload]:
-        try:
-            accepted = await self.registry[kind].accept(request, self.stages)
-            deadline = datetime.now(UTC) + timedelta(seconds=options.deadline_s) if options.deadline_s else None
-            job = await self.store.submit(
-                kind,
-                accepted.payload.to_json(),
-                priority=options.priority,
-                deadline=deadline,
-                max_attempts=self.config.max_attempts,
-                source=options.source,
-                idempotency_key=options.idempotency_key,
-                body_hash=canonical_hash({"kind": kind, "body": accepted.identity}),
-                claim_for=slot,
-            )
-        except Exception as exc:
-            raise from_exception(exc) from exc
         return job, accepted.payload
 
     # -- read -------------------------------------------------------------------------------------------
@@ -188,24 +229,34 @@ class JobService:
         With ``read_success=False`` a ``succeeded`` event heard live answers ``(None, result)`` without
         reading the job again; anything else answers the job as the database has it.
         """
-        deadline = time.monotonic() + timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        poll = self.wait_poll_s
         async with self.events.subscribe(str(job_id)) as sub:
             job = await self.store.get(job_id)
+            read_at = loop.time()
             while not job.status.is_final:
-                left = deadline - time.monotonic()
+                now = loop.time()
+                left = deadline - now
                 if left <= 0:
+                    if now > read_at:
+                        job = await self.store.get(job_id)  # answer the job as it is, not as last read
                     break
-                # A final event wakes us at once; the short timeout also covers events published elsewhere
-                # (another replica without Redis): the database is the truth, read again only then.
+                # Events wake us: no database read until a final event, or until ``poll`` passed without one.
                 event = None
-                with contextlib.suppress(SubscriptionLagged):
-                    event = await sub.get(timeout=min(left, 0.5))
+                try:
+                    event = await sub.get(timeout=max(0.0, min(left, read_at + poll - now)))
+                except SubscriptionLagged:
+                    await _pause_if_recent(loop, read_at, poll, deadline)  # a failing bus: fall back to polling
+                    event = None
+                    read_at = -math.inf  # read now
                 if not read_success and event is not None and event.type == "succeeded":
                     images = event.data.get("images")
                     if isinstance(images, list) and images:
                         return None, JobResult(images=tuple(str(i) for i in images))
-                if event is None or event.type in TERMINAL_EVENTS:
+                if (event is not None and event.type in TERMINAL_EVENTS) or loop.time() >= read_at + poll:
                     job = await self.store.get(job_id)
+                    read_at = loop.time()
         return job, result_of(job)
 
     async def result(self, job_id: uuid.UUID, timeout_s: float) -> JobResult:
@@ -226,26 +277,67 @@ class JobService:
         assert result is not None  # a succeeded job always has its result
         return result
 
-    async def events_of(self, job_id: str, after_seq: int) -> AsyncIterator[Event]:
-        """The job's events after ``after_seq``: its log first, then live ones, until a terminal event."""
+    async def events_of(self, job_id: str, after_seq: int, *, until: float | None = None) -> AsyncIterator[Event]:
+        """The job's events after ``after_seq``: its log first, then live ones, until a terminal event.
+
+        Live events are taken from the bus; the log is read again only to fill a gap, after the bus lagged,
+        or when nothing came for ``wait_poll_s`` (so an idle follower costs the database nothing in between).
+
+        Args:
+            job_id: The job.
+            after_seq: The last event the follower has (0: none).
+            until: ``loop.time()`` at which to stop even though the job goes on (the caller can tell: the
+                last event it got is not terminal).
+        """
         job = await self.get(job_id)
+        loop = asyncio.get_running_loop()
+        poll = self.wait_poll_s
         sent = after_seq
         async with self.events.subscribe(str(job.id)) as sub:
+            read_at = -math.inf
             while True:
-                for event in await self.store.events_since(job.id, after_seq=sent):
-                    sent = event.seq or sent
-                    yield event
-                    if event.type in TERMINAL_EVENTS:
-                        return
+                if loop.time() >= read_at + poll:
+                    for event in await self.store.events_since(job.id, after_seq=sent):
+                        sent = event.seq or sent
+                        yield event
+                        if event.type in TERMINAL_EVENTS:
+                            return
+                    if job.status.is_final:
+                        return  # finished before we looked, and the follower already has its final event
+                    read_at = loop.time()
+                now = loop.time()
+                if until is not None and now >= until:
+                    return
+                wait = read_at + poll - now if until is None else min(read_at + poll, until) - now
                 try:
-                    live = await sub.get(timeout=1.0)
+                    live = await sub.get(timeout=max(0.0, wait))
                 except SubscriptionLagged:
-                    continue  # catch up from the log
-                if live is not None and live.seq == sent + 1:
-                    sent = live.seq
-                    yield live
-                    if live.type in TERMINAL_EVENTS:
-                        return
+                    await _pause_if_recent(loop, read_at, poll, until)
+                    read_at = -math.inf  # catch up from the log
+                    continue
+                if live is None or live.seq is None or live.seq <= sent:
+                    continue  # nothing yet (the log is read once ``poll`` is up), or already sent
+                if live.seq != sent + 1:
+                    read_at = -math.inf  # a gap: take what was missed from the log, in order
+                    continue
+                sent = live.seq
+                yield live
+                if live.type in TERMINAL_EVENTS:
+                    return
+
+
+async def _pause_if_recent(loop: asyncio.AbstractEventLoop, read_at: float, poll: float, until: float | None) -> None:
+    """After the bus failed: wait out the rest of ``poll`` since the last read (but not past ``until``), so a
+    bus that keeps failing turns into polling every ``poll`` seconds, never a busy loop."""
+    resume = read_at + poll if until is None else min(read_at + poll, until)
+    if resume > loop.time():
+        await asyncio.sleep(resume - loop.time())
+
+
+def _log_unretrieved(task: asyncio.Future[Any]) -> None:
+    """Logs the failure of a commit whose caller was cancelled (nobody else will see it)."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("ray.serve.limner.jobs").warning("commit of a cancelled submit failed: %s", task.exception())
 
 
 def result_of(job: JobRecord) -> JobResult | None:

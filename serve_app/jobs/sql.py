@@ -25,12 +25,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from serve_app.db.engine import READ_ONLY, make_session_factory
-from serve_app.db.models import Image, Job, JobEvent, JobSource, JobStatus, utcnow
+from serve_app.db.models import FINAL_STATUSES, Image, Job, JobEvent, JobSource, JobStatus, utcnow
 from serve_app.events.base import Event
 from serve_app.jobs.backoff import Backoff
 from serve_app.jobs.base import (
@@ -76,18 +76,18 @@ def _statuses(value: JobStatus | str | Sequence[JobStatus | str]) -> list[JobSta
 
 def _runnable(now: datetime) -> ColumnElement[bool]:
     """What :meth:`SqlJobStore.claim` may take: queued jobs that are due and not past their deadline, and
-    running jobs whose lease expired (their runner died) with attempts left and no cancel asked."""
+    running jobs whose lease expired (their runner died) with attempts left, no cancel asked and their
+    deadline not passed (a reclaim is a new start: the bridge answered a late job with its fallback already).
+    """
+    in_time = or_(Job.deadline.is_(None), Job.deadline > now)
     return or_(
-        and_(
-            Job.status == JobStatus.QUEUED,
-            Job.next_attempt_at <= now,
-            or_(Job.deadline.is_(None), Job.deadline > now),
-        ),
+        and_(Job.status == JobStatus.QUEUED, Job.next_attempt_at <= now, in_time),
         and_(
             Job.status == JobStatus.RUNNING,
             Job.lease_expires_at < now,
             Job.attempts < Job.max_attempts,
             Job.cancel_requested.is_(False),
+            in_time,
         ),
     )
 
@@ -99,13 +99,15 @@ def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
+        if len(cursor) > 256:  # ours are about 100 characters; a longer one is not worth decoding
+            raise ValueError("cursor too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, hex_id = json.loads(raw)
         at = datetime.fromisoformat(created)
         if at.tzinfo is None:
             raise ValueError("naive cursor time")
         return at, uuid.UUID(hex_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidCursor(cursor) from exc
 
 
@@ -213,6 +215,7 @@ class SqlJobStore:
         idempotency_key: str | None = None,
         body_hash: str | None = None,
         claim_for: tuple[str, float] | None = None,
+        idempotency_ttl_s: float | None = None,
     ) -> JobRecord:
         """Record a new queued job; it is committed when this returns.
 
@@ -226,7 +229,9 @@ class SqlJobStore:
             idempotency_key: A client-chosen key: the same key with the same request returns the first
                 job; with a different request it raises :class:`IdempotencyConflict`.
             body_hash: What an idempotency-key replay must match: the hash of the request as the client sent
-                it; by default the hash of kind and payload.
+                it (with its priority and deadline); by default the hash of kind, payload, priority and deadline.
+            idempotency_ttl_s: A key names its job for this long after the job was made; then it is released
+                and the same key makes a new job. None: keys never expire.
             claim_for: ``(owner, lease_s)`` of a dispatcher with a free slot: when no runnable job comes before
                 this one, it is claimed for that owner in the same transaction (``running``, attempt 1), which
                 spares an idle service a claim round trip. Otherwise it is queued as usual.
@@ -248,47 +253,96 @@ class SqlJobStore:
             canonical_json(payload)
         except TypeError as exc:
             raise ValueError(f"payload is not JSON-serialisable: {exc}") from exc
-        digest = body_hash or canonical_hash({"kind": kind, "payload": payload})
+        if idempotency_key is not None and not idempotency_key.strip():
+            raise ValueError("idempotency_key must not be empty or whitespace")
+        if idempotency_ttl_s is not None and idempotency_ttl_s <= 0:
+            raise ValueError(f"idempotency_ttl_s must be > 0, got {idempotency_ttl_s}")
+        digest = body_hash or canonical_hash(
+            {
+                "kind": kind,
+                "payload": payload,
+                "priority": priority,
+                "deadline": None if deadline is None else deadline.isoformat(),
+            }
+        )
         source = JobSource(source)
-
+        args = (kind, payload, digest, priority, deadline, max_attempts, source, idempotency_key, claim_for)
         # A repeated idempotency key is found by the unique index on insert, not by a lookup first: the
         # common case (a new key) then costs one transaction instead of two.
-        now = self._clock()
-        try:
-            async with self._tx() as session:
-                job = Job(
-                    id=uuid.uuid4(),
-                    kind=kind,
-                    payload=payload,
-                    body_hash=digest,
-                    status=JobStatus.QUEUED,
-                    priority=priority,
-                    deadline=deadline,
-                    attempts=0,
-                    max_attempts=max_attempts,
-                    next_attempt_at=now,
-                    progress=0.0,
-                    source=source,
-                    idempotency_key=idempotency_key,
-                    cancel_requested=False,
-                    event_seq=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(job)
-                events = [self._append(session, job, "queued", {"kind": kind, "priority": priority}, now)]
-                if claim_for is not None and not await self._outranked(session, job, now):
-                    events.append(self._lease(session, job, *claim_for, now))
-                await session.flush()
-                record = JobRecord.from_row(job)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            # The key was used before (or by a concurrent submit): answer with that job.
+        for _ in range(3):
+            try:
+                return await self._insert(*args)
+            except IntegrityError:
+                if idempotency_key is None:
+                    raise
+            # The key was used before (or by a concurrent submit): answer with that job, unless its key expired.
             existing = await self._by_idempotency_key(idempotency_key)
             if existing is None:
-                raise
-            return self._replay(existing, idempotency_key, digest)
+                continue  # released in between: insert again
+            expires = None if idempotency_ttl_s is None else existing.created_at + timedelta(seconds=idempotency_ttl_s)
+            if expires is None or expires > self._clock():
+                return self._replay(existing, idempotency_key, digest)
+            await self._release_key(existing.id, idempotency_key)
+        raise IdempotencyConflict(idempotency_key or "")  # the key kept changing hands: let the client retry
+
+    async def _release_key(self, job_id: uuid.UUID, key: str) -> None:
+        """Frees an expired idempotency key: the job keeps running and answering under its id."""
+        async with self._tx() as session:
+            await session.execute(
+                update(Job).where(Job.id == job_id, Job.idempotency_key == key).values(idempotency_key=None)
+            )
+
+    async def release_idempotency_keys(self, before: datetime, *, limit: int = 1000) -> int:
+        """Frees the idempotency keys of jobs made before ``before`` (expired keys); returns how many.
+
+        :meth:`submit` releases an expired key when it is reused anyway; this keeps the unique index small.
+        """
+        async with self._tx() as session:
+            ids = select(Job.id).where(Job.idempotency_key.is_not(None), Job.created_at < before).limit(limit)
+            result = await session.execute(
+                update(Job).where(Job.id.in_(ids.scalar_subquery())).values(idempotency_key=None)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def _insert(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        digest: str,
+        priority: int,
+        deadline: datetime | None,
+        max_attempts: int,
+        source: JobSource,
+        idempotency_key: str | None,
+        claim_for: tuple[str, float] | None,
+    ) -> JobRecord:
+        now = self._clock()
+        async with self._tx() as session:
+            job = Job(
+                id=uuid.uuid4(),
+                kind=kind,
+                payload=payload,
+                body_hash=digest,
+                status=JobStatus.QUEUED,
+                priority=priority,
+                deadline=deadline,
+                attempts=0,
+                max_attempts=max_attempts,
+                next_attempt_at=now,
+                progress=0.0,
+                source=source,
+                idempotency_key=idempotency_key,
+                cancel_requested=False,
+                event_seq=0,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(job)
+            events = [self._append(session, job, "queued", {"kind": kind, "priority": priority}, now)]
+            if claim_for is not None and not await self._outranked(session, job, now):
+                events.append(self._lease(session, job, *claim_for, now))
+            await session.flush()
+            record = JobRecord.from_row(job)
         await self._emit(events)
         return record
 
@@ -381,10 +435,19 @@ class SqlJobStore:
             next_cursor = _encode_cursor(last.created_at, last.id)
         return JobPage(items=items, next_cursor=next_cursor)
 
-    async def counts(self) -> dict[JobStatus, int]:
-        """Return how many jobs are in each status (every status present, zero included)."""
+    async def counts(self, statuses: Sequence[JobStatus | str] | None = None) -> dict[JobStatus, int]:
+        """Return how many jobs are in each status (every status present, zero included).
+
+        Args:
+            statuses: Count only these (the others read 0). The dispatcher counts ``queued`` only: that is
+                an index range on ``ix_jobs_claim``, cheap however many finished jobs the table keeps, where
+                counting every status reads the whole table.
+        """
+        query = select(Job.status, func.count())
+        if statuses is not None:
+            query = query.where(Job.status.in_(_statuses(statuses)))
         async with self._tx(read_only=True) as session:
-            rows = (await session.execute(select(Job.status, func.count()).group_by(Job.status))).all()
+            rows = (await session.execute(query.group_by(Job.status))).all()
         counts = dict.fromkeys(JobStatus, 0)
         for status, count in rows:
             counts[JobStatus(status)] = int(count)
@@ -399,7 +462,7 @@ class SqlJobStore:
         running jobs whose lease expired (their runner died), taken by priority (highest first), then
         deadline (soonest first, none last), then age. Each claim counts an attempt. In the same
         transaction, expired jobs that cannot run again are settled: ``cancelled`` if a cancel was asked,
-        ``dead`` if no attempts are left.
+        ``failed`` ("deadline exceeded") if their deadline passed, ``dead`` if no attempts are left.
 
         Args:
             owner: Identifies the dispatcher (host, process, random suffix); the lease is theirs.
@@ -420,15 +483,18 @@ class SqlJobStore:
         claimed: list[JobRecord] = []
         async with self._tx() as session:
             expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
-            reap = (
-                select(Job)
-                .where(expired, or_(Job.cancel_requested.is_(True), Job.attempts >= Job.max_attempts))
-                .with_for_update(skip_locked=True)
+            settle = or_(
+                Job.cancel_requested.is_(True),
+                Job.attempts >= Job.max_attempts,
+                and_(Job.deadline.is_not(None), Job.deadline <= now),
             )
+            reap = select(Job).where(expired, settle).with_for_update(skip_locked=True)
             for job in (await session.execute(reap)).scalars():
                 if job.cancel_requested:
                     self._finish(job, JobStatus.CANCELLED, now)
                     events.append(self._append(session, job, "cancelled", {"reason": "lease expired"}, now))
+                elif job.deadline is not None and job.deadline <= now:
+                    events.append(self._expire(session, job, now))
                 else:
                     error = f"lease expired on attempt {job.attempts} of {job.max_attempts}"
                     self._finish(job, JobStatus.DEAD, now, error)
@@ -474,6 +540,42 @@ class SqlJobStore:
             job.lease_expires_at = now + timedelta(seconds=lease_s)
             job.updated_at = now
             return JobRecord.from_row(job)
+
+    async def release(self, job_id: uuid.UUID | str, owner: str) -> JobRecord:
+        """Hand a job ``owner`` holds back to the queue at once, without counting its attempt.
+
+        A replica that shuts down releases what it runs: the job did not fail, so a restart (or three)
+        must not use up its attempts the way an expired lease does. A job whose cancel was requested ends
+        ``cancelled`` instead. Progress starts over with the next attempt.
+
+        Returns:
+            The job after the transition (``queued``, or ``cancelled``).
+
+        Raises:
+            LeaseLost: ``owner`` does not hold a live lease on the job.
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            if not self._holds(job, owner, now):
+                raise LeaseLost(jid, owner)
+            if job.cancel_requested:
+                self._finish(job, JobStatus.CANCELLED, now)
+                event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
+            else:
+                job.status = JobStatus.QUEUED
+                job.attempts = max(0, job.attempts - 1)
+                job.lease_owner = job.lease_expires_at = None
+                job.next_attempt_at = now
+                job.progress, job.progress_step, job.progress_total = 0.0, None, None
+                job.updated_at = now
+                self._last_progress.pop(job.id, None)
+                event = self._append(session, job, "released", {"reason": "runner shut down"}, now)
+            record = JobRecord.from_row(job)
+        await self._emit([event])
+        return record
 
     async def progress(self, job_id: uuid.UUID | str, step: int, total: int, *, owner: str | None = None) -> bool:
         """Record that ``step`` of ``total`` is done, at most once per ``progress_interval_s`` per job.
@@ -757,12 +859,42 @@ class SqlJobStore:
         events: list[Event] = []
         async with self._tx() as session:
             for job in (await session.execute(query)).scalars():
-                self._finish(job, JobStatus.FAILED, now, DEADLINE_EXCEEDED)
-                job.error_type = DEADLINE_EXCEEDED_TYPE
-                data = {"status": JobStatus.FAILED.value, "error": DEADLINE_EXCEEDED, "error_type": job.error_type}
-                events.append(self._append(session, job, "failed", data, now))
+                events.append(self._expire(session, job, now))
         await self._emit(events)
         return [uuid.UUID(e.job_id) for e in events]
+
+    def _expire(self, session: AsyncSession, job: Job, now: datetime) -> Event:
+        """Fails ``job`` (its row held) as "deadline exceeded"; returns its event."""
+        self._finish(job, JobStatus.FAILED, now, DEADLINE_EXCEEDED)
+        job.error_type = DEADLINE_EXCEEDED_TYPE
+        data = {"status": JobStatus.FAILED.value, "error": DEADLINE_EXCEEDED, "error_type": job.error_type}
+        return self._append(session, job, "failed", data, now)
+
+    # -- retention ------------------------------------------------------------------------------------------
+
+    async def delete_finished(self, before: datetime, *, limit: int = 1000) -> int:
+        """Deletes up to ``limit`` jobs that finished before ``before``, with their event logs.
+
+        One short transaction per call (call again while it returns ``limit``). What their payloads referenced
+        (init and depth images) is no longer kept by garbage collection once they are gone.
+
+        Returns:
+            How many jobs were deleted.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        query = (
+            select(Job.id)
+            .where(Job.finished_at < before, Job.status.in_(sorted(FINAL_STATUSES)))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._tx() as session:
+            ids = list((await session.execute(query)).scalars())
+            if ids:
+                await session.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
+                await session.execute(delete(Job).where(Job.id.in_(ids)))
+        return len(ids)
 
     # -- event log ------------------------------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelines import encode
 from pipelines.errors import InputError
+from pipelines.request import GenerationLimits
 from pipelines.styles import Style
 from serve_app.db import Image
 from serve_app.images import ImageNotFound, ImageRecord, ImageRepository
@@ -48,12 +49,14 @@ class Stages:
         compose_fn: The composer.
         stream_fn: The generator.
         result_ttl_s: Lifetime of a result-cache entry; None keeps it.
+        limits: The generator's request bounds (``generator.limits``), for a kind's own checks.
     """
 
     services: Services
     compose_fn: ComposeFn
     stream_fn: StreamFn
     result_ttl_s: float | None = None
+    limits: GenerationLimits = field(default_factory=GenerationLimits)
 
     @property
     def images(self) -> ImageRepository:

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from serve_app.cli import collect_garbage
 from serve_app.config import AppConfig, Settings
 from serve_app.db import Image
@@ -76,3 +78,61 @@ def test_gc_keeps_every_asset_a_jobs_kind_references(tmp_path: Path) -> None:
     assert report["removed"] == 1 and report["kept_referenced"] == 2
     names = {p.stem for p in (tmp_path / "assets").rglob("*.png")}
     assert names == {init, depth} and loose not in names
+
+
+def test_gc_prunes_past_retention_then_collects_what_only_that_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gc`` is the janitor run once: a soft-deleted image past its grace period and an old finished job go,
+    and with them the blobs only they referenced; ``--dry-run`` prunes nothing."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from serve_app.cli import main
+    from serve_app.db import Job, make_session_factory, utcnow
+    from serve_app.jobs.kinds import GeneratePayload
+
+    settings = Settings(data_dir=str(tmp_path))
+
+    async def scenario() -> tuple[str, str, str]:
+        services = await open_services(AppConfig(), settings)
+        try:
+            gone = await services.store.put(b"deleted ten days ago", "png")
+            init = await services.store.put(b"init image of a job from last year", "png")
+            young = await services.store.put(b"deleted an hour ago", "png")
+            repo = ImageRepository(services.engine)
+            for sha in (gone, young):
+                row = await repo.get_or_create(Image(kind="image", width=8, height=8, content_hash=sha, settings={}))
+                await repo.soft_delete(row.id)
+                if sha == gone:
+                    async with make_session_factory(services.engine)() as session, session.begin():
+                        at = utcnow() - timedelta(days=10)
+                        await session.execute(update(Image).where(Image.id == row.id).values(deleted_at=at))
+            payload = GeneratePayload(
+                request={"prompt": "a ruin", "seed": 1},
+                cacheable=True,
+                request_hash="v1:" + "0" * 64,
+                generation={"prompt": "a ruin", "seed": 1},
+                init_image=init,
+            )
+            job = await services.jobs.submit("generate", payload.to_json())
+            await services.jobs.cancel(job.id)
+            async with make_session_factory(services.engine)() as session, session.begin():
+                at = utcnow() - timedelta(days=365)
+                await session.execute(update(Job).where(Job.id == job.id).values(finished_at=at))
+            old = time.time() - 7200
+            for sha in (gone, init, young):
+                os.utime(services.store.path(sha, "png"), (old, old))  # type: ignore[attr-defined]
+            return gone, init, young
+        finally:
+            await services.aclose()
+
+    gone, init, young = asyncio.run(scenario())
+    dry = asyncio.run(collect_garbage(settings, older_than_s=3600, dry_run=True))
+    assert (dry["removed"], dry["jobs_deleted"], dry["images_purged"]) == (0, 0, 0)
+    assert {gone, init, young} <= {p.stem for p in (tmp_path / "assets").rglob("*.png")}
+    monkeypatch.setenv("LIMNER_DATA_DIR", str(tmp_path))
+    main(["gc", "--older-than", "3600"])
+    names = {p.stem for p in (tmp_path / "assets").rglob("*.png")}
+    assert young in names and gone not in names and init not in names

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
 from deployments.generator import Generator
+from pipelines.errors import Cancelled
 from pipelines.request import GenerationRequest
 from serve_app.config import GeneratorConfig
 from serve_app.schemas import ComposedRequest, GeneratedImage
+from tests.deployments.gated import GatedPipeline
 
 
 def _generator(tiny_pipeline: Any) -> Any:
@@ -39,3 +44,25 @@ async def test_stream_progress_is_throttled_at_the_source(tiny_pipeline: Any) ->
     # Throttling changes what is reported, never what is drawn.
     unthrottled = await _items(generator, _composed(steps=6, seed=2), every=0.0)
     assert items[-1]["image"].png == unthrottled[-1]["image"].png
+
+
+async def test_stats_count_steps_and_steps_wasted_on_cancelled_requests(tiny_pipeline: Any) -> None:
+    gated = GatedPipeline(tiny_pipeline, hold_at=2)
+    generator = Generator.func_or_class(
+        GeneratorConfig(model_name="tiny", warmup_sizes=[]), "tiny", "", pipeline_factory=lambda *_: gated
+    )
+    gated.open()
+    await _items(generator, _composed(steps=5, seed=3), every=0.0)
+    assert {k: (await generator.stats())[k] for k in ("steps", "wasted_steps")} == {"steps": 5, "wasted_steps": 0}
+
+    # Cancelled while its step 2 runs: step 2 was wasted, and nothing runs after it.
+    gated.close()
+    composed = _composed(steps=40, seed=4)
+    run = asyncio.ensure_future(_items(generator, composed, every=0.0))
+    assert await asyncio.to_thread(gated.reached.wait, 60)
+    await generator.cancel(composed.request_id)
+    gated.open()
+    with pytest.raises(Cancelled):
+        await run
+    stats = await generator.stats()
+    assert (stats["steps"], stats["wasted_steps"]) == (5 + 2, 1)

@@ -168,3 +168,58 @@ def test_a_generator_replica_killed_mid_batch_is_retried(service: Service) -> No
     assert [j["status"] for j in jobs] == ["succeeded"] * 6
     assert max(j["attempts"] for j in jobs) >= 2  # the batch that died ran again
     assert _generator_pids(service) and _generator_pids(service) != pids  # Serve replaced the replica
+
+
+async def _job_rows(url: str) -> dict[str, tuple[str, int, int]]:
+    """``{job id: (status, attempts, released events)}`` read straight from the database."""
+    from serve_app.db import Job
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            released = dict(
+                (str(j), n)
+                for j, n in await conn.execute(
+                    select(JobEvent.job_id, func.count()).where(JobEvent.type == "released").group_by(JobEvent.job_id)
+                )
+            )
+            rows = await conn.execute(select(Job.id, Job.status, Job.attempts))
+            return {str(i): (str(s), a, released.get(str(i), 0)) for i, s, a in rows}
+    finally:
+        await engine.dispose()
+
+
+def test_a_graceful_shutdown_hands_running_jobs_back_without_using_an_attempt(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """SIGINT to ``serve run`` (a graceful Serve shutdown, as on a redeploy): the ingress stops claiming and
+    hands its running jobs back to the queue at once, attempts not counted. With ``max_attempts: 1`` a job
+    whose attempt a restart used up would end ``dead`` after the restart instead of ``succeeded``."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'limner.db'}"
+    env = {
+        "LIMNER_MODEL_CACHE": str(model_cache),
+        "LIMNER_DATA_DIR": str(tmp_path / "data"),
+        "LIMNER_DATABASE_URL": database_url,
+    }
+    config = serve_config(warm=False, max_queued=100, max_attempts=1, lease_s=600)
+    first = start_service(tmp_path / "first", env, config)
+    try:
+        ids = _submit(first.url, 12, steps=60, tag="drain")
+        _wait_running(first.url, ids)
+        assert first.process.proc is not None
+        first.process.proc.send_signal(signal.SIGINT)  # serve run's own graceful shutdown, not a kill
+        first.process.proc.wait(timeout=120)
+    finally:
+        first.process.stop()
+    rows = asyncio.run(_job_rows(database_url))
+    assert not [i for i, (status, _, _) in rows.items() if status == "running"]  # nothing left to a lease
+    handed_back = [i for i, (status, attempts, released) in rows.items() if released]
+    assert handed_back and all(rows[i][:2] == ("queued", 0) for i in handed_back)
+
+    second = start_service(tmp_path / "second", env, config)
+    try:
+        jobs = _wait_all(second.url, ids, timeout=300)
+    finally:
+        second.process.stop()
+    assert [j["status"] for j in jobs] == ["succeeded"] * 12
+    assert all(attempts == 1 for _, attempts, _ in asyncio.run(_job_rows(database_url)).values())

@@ -6,12 +6,18 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import zmq
 from PIL import Image
+from pydantic import ValidationError
+from zmq.utils.monitor import parse_monitor_message
 
 from pipelines.request import GenerationRequest
 from pipelines.sdxl import SDXLPipeline
@@ -541,3 +547,128 @@ async def test_a_large_frame_is_decoded_and_answered(core: FakeCore, start_bridg
     depth = painter.job(request.request_id).depth_map
     assert depth is not None and depth.size == (700, 700)
     assert bridge.stats().drops == {}
+
+
+# -- bounds (issue 8: findings 3 and 9) --------------------------------------------------------------------------
+
+
+async def test_a_message_over_the_zmq_limit_is_never_read_and_the_bridge_answers_after_reconnecting(
+    core: FakeCore, start_bridge: StartBridge
+) -> None:
+    """ZMQ_MAXMSGSIZE: the frame never reaches the bridge (not counted as a frame), the connection is dropped."""
+    bridge = await start_bridge(Painter(), max_frame_bytes=4096, max_message_bytes=8192)
+    assert bridge._pull is not None
+    assert bridge._pull.getsockopt(zmq.MAXMSGSIZE) == 8192 == bridge.config.zmq_max_message_bytes
+    assert core.push is not None
+    monitor = core.push.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    try:
+        await eventually(lambda: bridge.stats().connects == 1, what="the bridge to connect")
+        await core.send(b"x" * (8 * 1024 * 1024))  # 8 MiB, a thousand times the limit
+        seen: list[int] = []
+        while zmq.EVENT_DISCONNECTED not in seen or seen[-1] != zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            seen.append(parse_monitor_message(await asyncio.wait_for(monitor.recv_multipart(), 15))["event"])
+        await eventually(lambda: bridge.stats().disconnects == 1, what="the bridge to see the drop")
+        request = CoreRenderRequest(width=64, height=64)
+        await core.send(request)
+        assert (await core.receive()).request_id == request.request_id
+    finally:
+        core.push.disable_monitor()
+        monitor.close(linger=0)
+    stats = bridge.stats()
+    assert (stats.frames, stats.drops, stats.replies) == (1, {}, 1)  # the big frame was never received
+
+
+async def test_a_frame_over_max_frame_bytes_but_within_the_zmq_limit_is_counted_and_dropped(
+    core: FakeCore, start_bridge: StartBridge
+) -> None:
+    bridge = await start_bridge(Painter(), max_frame_bytes=4096)
+    assert bridge.config.zmq_max_message_bytes == 4096 + 1024 * 1024
+    await core.send(CoreRenderRequest(prompt="x" * 600, negative_prompt="y" * 1500 * 3).frame()[:8000])
+    request = CoreRenderRequest(width=64, height=64)
+    await core.send(request)
+    assert (await core.receive()).request_id == request.request_id  # same connection: nothing lost
+    assert bridge.stats().drops == {"oversize": 1} and bridge.stats().disconnects == 0
+
+
+async def test_the_receive_high_water_mark_is_bounded_and_configurable(
+    core: FakeCore, start_bridge: StartBridge
+) -> None:
+    default = await start_bridge(Painter())
+    assert default._pull is not None and default._pull.getsockopt(zmq.RCVHWM) == 16  # libzmq's default: 1000
+    tuned = await start_bridge(Painter(), receive_hwm=3)
+    assert tuned._pull is not None and tuned._pull.getsockopt(zmq.RCVHWM) == 3
+    with pytest.raises(ValidationError):
+        BridgeConfig(output_dir=Path("x"), receive_hwm=0)
+    with pytest.raises(ValidationError):
+        BridgeConfig(output_dir=Path("x"), max_frame_bytes=8192, max_message_bytes=4096)
+
+
+async def test_a_prompt_over_the_limit_is_counted_and_dropped_and_the_next_is_answered(
+    core: FakeCore, start_bridge: StartBridge
+) -> None:
+    painter = Painter()
+    bridge = await start_bridge(painter, max_prompt_chars=100)
+    long = CoreRenderRequest(prompt="p" * 101, width=64, height=64)
+    fine = CoreRenderRequest(prompt="p" * 100, width=64, height=64)
+    await core.send(long)
+    await core.send(fine)
+    assert (await core.receive()).request_id == fine.request_id
+    await core.assert_silent(0.2)
+    assert bridge.stats().drops == {"invalid_field": 1}
+    assert [job.request_id for job in painter.jobs] == [fine.request_id]  # the long one never reached a render
+
+
+async def test_fallbacks_are_bounded_by_their_own_slots(core: FakeCore, start_bridge: StartBridge) -> None:
+    painter = Painter()
+    first = CoreRenderRequest(width=64, height=64)
+    painter.gates[first.request_id] = asyncio.Event()  # holds the render slot, so the rest are overloaded
+    bridge = await start_bridge(painter, max_pending=1, max_concurrent_fallbacks=2, timeout_s=60)
+    release = threading.Event()
+    lock = threading.Lock()
+    active = [0, 0]  # now, peak
+    write_fallback = bridge._outputs.write_fallback
+
+    def slow_fallback(*args: Any, **kwargs: Any) -> Path:
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        try:
+            release.wait(30)
+            return write_fallback(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    bridge._outputs.write_fallback = slow_fallback  # type: ignore[method-assign]
+    await core.send(first)
+    overloaded = [CoreRenderRequest(width=64, height=64) for _ in range(5)]
+    for request in overloaded:
+        await core.send(request)
+    await eventually(lambda: active[0] == 2, what="two fallbacks to start")
+    await asyncio.sleep(0.3)  # room for more to start, if anything let them
+    assert active == [2, 2]
+    release.set()
+    painter.gates[first.request_id].set()
+    replies = await core.receive_many(6)
+    assert [r.request_id for r in replies] == [first.request_id] + [r.request_id for r in overloaded]
+    assert active[1] == 2 and bridge.stats().fallback_causes == {"overloaded": 5}
+
+
+async def test_the_bridge_applies_its_retention_policy(
+    core: FakeCore, start_bridge: StartBridge, output_dir: Path
+) -> None:
+    pool = output_dir / "modern" / "desert"
+    pool.mkdir(parents=True)
+    old = time.time() - 3600
+    for i in range(5):
+        path = pool / f"limner_2020010{i}_000000_old-{i}.jpg"
+        path.write_bytes(png_bytes(Image.new("RGB", (8, 8), (i, i, i))))
+        os.utime(path, (old + i, old + i))
+    stock = pool / "mockimagegenerator_old.jpg"  # the installation's own file: never touched
+    stock.write_bytes(b"not ours")
+    os.utime(stock, (old - 10, old - 10))
+    bridge = await start_bridge(Painter(), retention={"max_files": 2, "min_age_s": 60, "interval_s": 3600})
+    await eventually(lambda: bridge.stats().retention_removed == 3, what="the first retention round")
+    assert sorted(p.name for p in pool.iterdir()) == sorted(
+        ["limner_20200103_000000_old-3.jpg", "limner_20200104_000000_old-4.jpg", stock.name]
+    )

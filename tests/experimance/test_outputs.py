@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve_app.experimance.config import FallbackConfig
+from serve_app.experimance.config import FallbackConfig, RetentionConfig
 from serve_app.experimance.outputs import OutputFolder, _newest_image, _safe_name
 
 
@@ -197,3 +197,84 @@ def test_a_latest_link_that_cannot_be_made_is_only_logged(
     folder.point_latest(folder.root / "whatever.jpg")
     assert "cannot re-point" in experimance_log.text
     assert list(folder.root.iterdir()) == []
+
+
+# -- retention (issue 8, finding 2) ------------------------------------------------------------------------------
+
+NOW = 1_900_000_000.0
+
+
+def _image(path: Path, age_s: float, data: bytes = b"img") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (NOW - age_s, NOW - age_s))
+    return path
+
+
+def test_prune_keeps_the_newest_n_per_pool_and_only_the_bridges_own_files(folder: OutputFolder) -> None:
+    root = folder.root
+    pools = [root, root / "fallback", root / "modern" / "desert", root / "ruins" / "arctic"]
+    made = {pool: [_image(pool / f"limner_x_{i}.jpg", 1000 + 100 * i) for i in range(6)] for pool in pools}
+    stock = _image(root / "modern" / "desert" / "mockimagegenerator_1.jpg", 99_999)  # the installation's
+    notes = _image(root / "modern" / "desert" / "limner_notes.txt", 99_999)  # not an image
+    report = folder.prune(RetentionConfig(max_files=2, min_age_s=0), now=NOW)
+    for pool, files in made.items():  # made[i] is older as i grows: the first two are the newest
+        assert [p.exists() for p in files] == [True, True, False, False, False, False], pool
+    assert stock.exists() and notes.exists()
+    assert sorted(report.removed) == sorted(p for files in made.values() for p in files[2:])
+    assert report.freed_bytes == 3 * len(report.removed) and report.kept == 2 * len(pools)
+
+
+def test_prune_by_age_and_the_files_it_never_removes(folder: OutputFolder) -> None:
+    pool = folder.pool_dir("modern", "desert")
+    newest = _image(pool / "limner_a_newest.jpg", 10 * 3600)  # old, but the pool's newest: the fallback's
+    old = [_image(pool / f"limner_b_{i}.jpg", 11 * 3600 + i) for i in range(4)]
+    fresh = _image(pool / "limner_c_fresh.jpg", 5)  # younger than min_age_s, and now the pool's newest
+    latest_target = old[3]
+    folder.point_latest(latest_target)
+    remembered = old[2]
+    folder._newest[("ruins", "arctic")] = remembered  # what a fallback remembers is kept wherever it lives
+    report = folder.prune(RetentionConfig(max_files=None, max_age_hours=1, min_age_s=60), now=NOW)
+    assert sorted(report.removed) == sorted([newest, old[0], old[1]])
+    assert fresh.exists() and latest_target.exists() and remembered.exists()
+    # The pool's newest is kept even when every limit says go: the fallback would otherwise find nothing.
+    young = _image(pool / "limner_d_young.jpg", 30)
+    fresh.unlink()
+    report = folder.prune(RetentionConfig(max_files=1, max_age_hours=1, min_age_s=0), now=NOW)
+    assert young.exists() and young not in report.removed
+
+
+def test_prune_never_removes_an_image_younger_than_min_age(folder: OutputFolder) -> None:
+    pool = folder.pool_dir("future", "swamp")
+    files = [_image(pool / f"limner_{i}.jpg", 10 + i) for i in range(5)]
+    assert folder.prune(RetentionConfig(max_files=1, min_age_s=60), now=NOW).removed == []
+    assert all(p.exists() for p in files)
+
+
+def test_prune_keeps_the_pool_newest_of_any_name(folder: OutputFolder) -> None:
+    pool = folder.pool_dir("modern", "desert")
+    ours = [_image(pool / f"limner_{i}.jpg", 1000 + i) for i in range(3)]
+    _image(pool / "stock_newer.jpg", 10)  # the installation's, newest: the fallback picks that one
+    report = folder.prune(RetentionConfig(max_files=1, min_age_s=0), now=NOW)
+    assert sorted(report.removed) == sorted(ours[1:])  # count limit: only the newest of ours stays
+
+
+def test_an_oversize_previous_image_is_not_used_by_the_fallback(tmp_path: Path) -> None:
+    out = OutputFolder(tmp_path, fallback=FallbackConfig(color=(5, 6, 7)), max_source_pixels=64 * 64)
+    out.prepare()
+    big = out.pool_dir("modern", "desert") / "big.png"
+    big.parent.mkdir(parents=True)
+    big.write_bytes(_encoded(Image.new("RGB", (65, 64), (250, 0, 0)), "PNG"))
+    data, source = out.fallback_image((32, 32), era="modern", biome="desert")
+    assert source is None and np.abs(_mean(Image.open(io.BytesIO(data))) - (5, 6, 7)).max() < 4
+    size = big.stat().st_size
+    small = OutputFolder(tmp_path, max_source_bytes=size - 1, max_source_pixels=65 * 64)
+    small.prepare()
+    assert small.fallback_image((32, 32), era="modern", biome="desert")[1] is None  # one byte over
+    gif = out.pool_dir("ruins", "arctic") / "odd.jpg"  # named like an image, but a GIF: not decoded
+    gif.parent.mkdir(parents=True)
+    gif.write_bytes(_encoded(Image.new("RGB", (8, 8), (250, 0, 0)), "GIF"))
+    assert out.fallback_image((32, 32), era="ruins", biome="arctic")[1] is None
+    fitting = OutputFolder(tmp_path, max_source_pixels=65 * 64)
+    fitting.prepare()
+    assert fitting.fallback_image((32, 32), era="modern", biome="desert")[1] == big

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import importlib
 import inspect
+import io
 import json
+import os
 import pickle
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from pydantic import ValidationError
 
 from serve_app.experimance.config import BridgeConfig
 from serve_app.experimance.protocol import (
+    DEFAULT_MAX_PROMPT_CHARS,
     FRAME_ERROR_REASONS,
     Biome,
     Era,
@@ -189,8 +193,8 @@ def test_max_size_is_configurable() -> None:
 
 def test_oversize() -> None:
     frame = _frame(_request(prompt="x" * 3000))
-    assert decode_frame(frame, max_bytes=len(frame)).prompt == "x" * 3000
-    assert _reason(frame, max_bytes=len(frame) - 1) == "oversize"
+    assert decode_frame(frame, max_bytes=len(frame), max_prompt_chars=3000).prompt == "x" * 3000
+    assert _reason(frame, max_bytes=len(frame) - 1) == "oversize"  # checked before anything is parsed
 
 
 def test_schema_variants() -> None:
@@ -331,6 +335,73 @@ def test_missing_file_is_a_bad_image(tmp_path: Path) -> None:
     with pytest.raises(FrameError) as caught:
         load_image_source(ImageSource(uri=str(tmp_path / "gone.png")), allowed_dirs=[tmp_path])
     assert caught.value.reason == "bad_image"
+
+
+def test_a_fifo_in_an_allowed_dir_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "depth.png"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | object] = []
+
+    def load() -> None:
+        try:
+            outcome.append(load_image_source(ImageSource(uri=f"file://{fifo}"), allowed_dirs=[tmp_path]))
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(30)  # a liveness guard, not a speed limit: a blocking open never returns at all
+    if reader.is_alive():
+        # Release the stuck reader (a writer appears and goes: EOF), then fail.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+        pytest.fail("reading a FIFO blocked the worker thread")
+    assert len(outcome) == 1 and isinstance(outcome[0], FrameError), outcome
+    assert outcome[0].reason == "bad_image" and "regular file" in outcome[0].detail
+
+
+def test_a_directory_in_an_allowed_dir_is_a_bad_image(tmp_path: Path) -> None:
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(FrameError) as caught:
+        load_image_source(ImageSource(uri=str(tmp_path / "folder.png")), allowed_dirs=[tmp_path])
+    assert caught.value.reason == "bad_image"
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "PPM", "ICO"])
+def test_only_png_jpeg_and_webp_are_decoded(fmt: str, tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    _grey((16, 16)).convert("RGB").save(buffer, fmt)
+    with Image.open(io.BytesIO(buffer.getvalue())) as plain:  # PIL itself reads it: only the policy refuses
+        assert plain.format == fmt
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    with pytest.raises(FrameError) as caught:
+        load_image_source(ImageSource(image_data=encoded), field="depth_map")
+    assert caught.value.reason == "bad_image"
+    (tmp_path / "ref.png").write_bytes(buffer.getvalue())  # the name says PNG; the bytes decide
+    with pytest.raises(FrameError):
+        load_image_source(ImageSource(uri=str(tmp_path / "ref.png")), allowed_dirs=[tmp_path])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_png_jpeg_and_webp_are_decoded(fmt: str) -> None:
+    buffer = io.BytesIO()
+    _grey((16, 16), value=128).convert("RGB").save(buffer, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    image = load_image_source(ImageSource(image_data=base64.b64encode(buffer.getvalue()).decode()))
+    assert image is not None and image.size == (16, 16)
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_prompt_over_the_generation_limit_is_refused_at_the_door(field: str) -> None:
+    assert DEFAULT_MAX_PROMPT_CHARS == 2000  # the generator's limit (pipelines.request.GenerationLimits)
+    assert decode_frame(_frame(_request(**{field: "é" * 2000}))).request_id  # at the limit: accepted
+    with pytest.raises(FrameError) as caught:
+        decode_frame(_frame(_request(**{field: "a" * 2001})))
+    assert caught.value.reason == "invalid_field" and field in caught.value.detail
+    assert caught.value.request_id == json.loads(DOC_REQUEST)["request_id"]
+    assert "aaaa" not in str(caught.value)  # the prompt is not echoed into the log
+    assert _reason(_frame(_request(**{field: "a" * 1024 * 1024}))) == "invalid_field"
+    assert _reason(_frame(_request(**{field: "a" * 11})), max_prompt_chars=10) == "invalid_field"
+    assert decode_frame(_frame(_request(**{field: "a" * 10})), max_prompt_chars=10).request_id
 
 
 # -- config and exports ---------------------------------------------------------------------------------------

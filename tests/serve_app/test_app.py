@@ -291,3 +291,167 @@ def test_a_checkpoint_file_and_a_home_relative_path_resolve(monkeypatch: pytest.
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_model_source("~/sdxl.safetensors", Settings(sdxl_path=None)) == str(checkpoint.resolve())
     assert resolve_model_source("env", Settings(sdxl_path="~/sdxl.safetensors")) == str(checkpoint.resolve())
+
+
+# -- generation limits: one config section, checked by the composer and the generator alike ---------------
+
+
+def test_generator_limits_reach_the_composer_and_the_generator_through_the_builder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serve_app.app import build_app
+    from serve_app.config import LimitsConfig
+
+    monkeypatch.setenv("LIMNER_MODEL_CACHE", str(tmp_path))
+    ingress = build_app({"generator": {"limits": {"max_steps": 12, "max_size": 1024}}})._bound_deployment
+    composer, generator = ingress.init_args[2]._bound_deployment, ingress.init_args[3]._bound_deployment
+    expected = LimitsConfig(max_steps=12, max_size=1024)
+    assert composer.init_args[2] == expected
+    assert generator.init_args[0].limits == expected
+
+
+def test_the_composer_refuses_what_breaks_its_limits() -> None:
+    import asyncio
+
+    from deployments.composer import Composer
+    from pipelines.errors import InputError
+    from serve_app.config import ComposerConfig, LimitsConfig
+    from serve_app.schemas import PartialRequest
+
+    composer = Composer.func_or_class(ComposerConfig(width=256, height=256), "tiny", LimitsConfig(max_steps=10))
+    with pytest.raises(InputError) as caught:
+        asyncio.run(composer.compose(PartialRequest(prompt="p", steps=11)))
+    assert caught.value.param == "steps"
+    roomy = Composer.func_or_class(ComposerConfig(), "tiny", LimitsConfig(max_size=4096, max_pixels=4096 * 4096))
+    composed = asyncio.run(roomy.compose(PartialRequest(prompt="p", width=3072, height=3072)))
+    assert (composed.request.width, composed.request.height) == (3072, 3072)
+
+
+def test_the_generator_loads_its_pipeline_with_its_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.sdxl
+    from deployments.generator import _load
+    from pipelines.request import GenerationLimits
+    from serve_app.config import GeneratorConfig, LimitsConfig
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(pipelines.sdxl, "load_pipeline", lambda source, **kwargs: seen.update(kwargs))
+    _load(GeneratorConfig(device="cpu", limits=LimitsConfig(max_steps=7)), "tiny", "/nowhere")
+    assert seen["limits"] == GenerationLimits(max_steps=7)
+
+
+def test_limits_with_min_above_max_are_refused() -> None:
+    from serve_app.config import LimitsConfig
+
+    with pytest.raises(ValidationError):
+        LimitsConfig(min_size=512, max_size=256)
+
+
+# -- secrets: URLs may embed credentials ------------------------------------------------------------------
+
+SECRET = "hunter2"
+
+
+def _secret_settings(tmp_path: Path, **urls: str) -> Settings:
+    return Settings(data_dir=str(tmp_path), **urls)  # type: ignore[arg-type]
+
+
+def test_settings_keep_urls_out_of_reprs_but_hand_them_to_their_readers(tmp_path: Path) -> None:
+    import pickle
+
+    from serve_app.services import database_url
+
+    urls = {
+        "database_url": f"postgresql+asyncpg://limner:{SECRET}@db/limner",
+        "redis_url": f"redis://:{SECRET}@cache:6379/0",
+        "store_url": f"s3://key:{SECRET}@bucket/assets",
+    }
+    settings = _secret_settings(tmp_path, **urls)
+    for text in (repr(settings), str(settings), repr(settings.model_dump()), repr(AppConfig())):
+        assert SECRET not in text
+    assert database_url(settings) == urls["database_url"]
+    assert settings.redis_url is not None and settings.redis_url.get_secret_value() == urls["redis_url"]
+    # They still travel to the replica (Ray pickles init arguments), whole.
+    back = pickle.loads(pickle.dumps(settings))
+    assert back.store_url is not None and back.store_url.get_secret_value() == urls["store_url"]
+
+
+def test_settings_read_secret_urls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIMNER_STORE_URL", f"memory://u:{SECRET}@b/x")
+    settings = Settings()
+    assert settings.store_url is not None and settings.store_url.get_secret_value() == f"memory://u:{SECRET}@b/x"
+    assert SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"s3://key:{SECRET}@bucket/path?token={SECRET}&region=eu", "s3://key:***@bucket/path?token=***&region=***"),
+        (f"redis://:{SECRET}@h:6379/0", "redis://:***@h:6379/0"),
+        (f"postgresql://u:{SECRET}@h/db?sslpassword={SECRET}", "postgresql://u:***@h/db?sslpassword=***"),
+        ("rediss://user@h:6380", "rediss://user@h:6380"),
+        ("/var/lib/limner/assets", "/var/lib/limner/assets"),
+        ("sqlite+aiosqlite:////tmp/x/limner.db", "sqlite+aiosqlite:////tmp/x/limner.db"),
+        (f"s3://key:se/{SECRET}@bucket/p", "s3://<redacted>"),  # an unescaped '/' in the password
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    from serve_app.services import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_open_services_logs_the_store_url_redacted(tmp_path: Path) -> None:
+    import asyncio
+    import logging
+
+    from serve_app.services import open_services
+
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("ray.serve.limner.services")
+    handler, level = _Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    settings = _secret_settings(tmp_path, store_url=f"memory://user:{SECRET}@bucket/assets?token={SECRET}")
+
+    async def _open_and_close() -> None:
+        services = await open_services(AppConfig(), settings)
+        await services.aclose()
+
+    try:
+        asyncio.run(_open_and_close())
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [r.getMessage() for r in records]
+    assert any("store=memory://user:***@bucket/assets?token=***" in line for line in lines), lines
+    assert not any(SECRET in line for line in lines)
+
+
+def test_the_edge_gives_the_kinds_the_generator_limits(tmp_path: Path) -> None:
+    """A kind re-checks a request it changed (an img2img start, a depth map) against the same limits."""
+    import asyncio
+
+    from pipelines.request import GenerationLimits
+    from serve_app.config import GeneratorConfig, LimitsConfig
+    from serve_app.runtime import Handles, build_edge
+    from serve_app.services import open_services
+
+    config = AppConfig(generator=GeneratorConfig(limits=LimitsConfig(max_size=4096, max_pixels=4096 * 4096)))
+
+    async def _nothing(*_: Any) -> Any:
+        raise AssertionError("not called")
+
+    async def _limits() -> GenerationLimits:
+        services = await open_services(config, Settings(data_dir=str(tmp_path)))
+        try:
+            edge = build_edge(config, services, Handles(_nothing, _nothing, _nothing, _nothing))  # type: ignore[arg-type]
+            return edge.jobs.stages.limits
+        finally:
+            await services.aclose()
+
+    assert asyncio.run(_limits()) == GenerationLimits(max_size=4096, max_pixels=4096 * 4096)

@@ -15,14 +15,18 @@ from pipelines.errors import Cancelled, InputError
 from pipelines.sdxl import ModelConfigError
 from serve_app import errors
 from serve_app.errors import (
+    INTERNAL_FAILURE,
+    BadRequest,
     Conflict,
     Forbidden,
     GatewayTimeout,
     GenerationFailed,
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     NotReady,
     Overloaded,
+    PayloadTooLarge,
     RateLimited,
     ServiceError,
     Unauthorized,
@@ -59,6 +63,9 @@ HIERARCHY = [
     (Unauthorized, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),
+    (BadRequest, 400, "invalid_request"),
+    (MethodNotAllowed, 405, "method_not_allowed"),
+    (PayloadTooLarge, 413, "payload_too_large"),
     (Conflict, 409, "conflict"),
     (RateLimited, 429, "rate_limited"),
     (Overloaded, 503, "overloaded"),
@@ -228,8 +235,9 @@ def test_a_ray_task_error_wrapping_a_runtime_error_stays_a_500_and_is_transient(
     assert "CUDA" not in err.message
     assert is_transient(wrapped) is True
     message, error_type, param = describe_failure(wrapped)
-    # The recorded message is the cause's class and text, not the remote traceback.
-    assert message == "RuntimeError: CUDA out of memory"
+    # The recorded message is what clients see: neither the remote traceback nor the cause's text.
+    assert message == INTERNAL_FAILURE
+    assert "CUDA" not in message and "Traceback" not in message and str(os.getpid()) not in message
     assert (error_type, param) == ("generation_failed", None)
 
 
@@ -283,9 +291,10 @@ def test_describe_failure_of_an_input_error_is_its_own_message_and_param() -> No
     assert describe_failure(exc) == (str(exc), "invalid_request", "width")
 
 
-def test_describe_failure_of_a_runtime_error_names_the_class_and_text() -> None:
-    message, error_type, param = describe_failure(RuntimeError("boom"))
-    assert "RuntimeError" in message and "boom" in message
+def test_describe_failure_of_a_runtime_error_records_only_a_safe_message() -> None:
+    message, error_type, param = describe_failure(RuntimeError(SECRET))
+    assert message == INTERNAL_FAILURE
+    assert "hunter2" not in message and "RuntimeError" not in message
     assert error_type == "generation_failed"
     assert param is None
 
@@ -306,10 +315,8 @@ def test_describe_failure_of_a_not_found_and_a_service_error() -> None:
     assert describe_failure(NotReady("model loading")) == ("model loading", "not_ready", None)
 
 
-def test_describe_failure_bounds_a_huge_message() -> None:
-    message, _, _ = describe_failure(RuntimeError("x" * 10_000))
-    assert message.startswith("RuntimeError: xxx")
-    assert len(message) <= 2000
+def test_describe_failure_of_a_huge_message_records_the_safe_one() -> None:
+    assert describe_failure(RuntimeError("x" * 10_000))[0] == INTERNAL_FAILURE
 
 
 # -- HTTP: one JSON shape ---------------------------------------------------------------------------------
@@ -343,6 +350,10 @@ def client() -> TestClient:
     @app.get("/typed")
     async def _typed(count: int) -> dict[str, int]:
         return {"count": count}
+
+    @app.post("/echo")
+    async def _echo(body: dict[str, object]) -> dict[str, int]:
+        return {"keys": len(body)}
 
     # Starlette re-raises after the catch-all handler answered; the client must not turn that into an error.
     return TestClient(app, raise_server_exceptions=False)
@@ -398,3 +409,34 @@ def test_http_request_validation_is_the_same_shape(client: TestClient) -> None:
     inner = _assert_shape(resp.json())
     assert inner["type"] == "invalid_request" and inner["param"] == "count"
     assert str(inner["message"]).startswith("count: ")
+
+
+# -- Starlette's and FastAPI's own errors: the same shape -------------------------------------------------
+
+
+def test_an_unknown_route_is_404_in_the_error_shape(client: TestClient) -> None:
+    resp = client.get("/no/such/route")
+    assert resp.status_code == 404
+    assert _assert_shape(resp.json())["type"] == "not_found"
+
+
+def test_a_wrong_method_is_405_in_the_error_shape_with_allow(client: TestClient) -> None:
+    resp = client.delete("/typed")
+    assert resp.status_code == 405
+    assert _assert_shape(resp.json())["type"] == "method_not_allowed"
+    assert resp.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"n": ' + b"7" * 5000 + b"}",  # past Python's 4300-digit int limit: ValueError in json.loads
+        b"[" * 100_000 + b"]" * 100_000,  # past the decoder's recursion limit: RecursionError
+    ],
+    ids=["5000-digit-integer", "deeply-nested"],
+)
+def test_an_unparseable_body_is_400_in_the_error_shape_naming_the_body(client: TestClient, raw: bytes) -> None:
+    resp = client.post("/echo", content=raw, headers={"content-type": "application/json"})
+    assert resp.status_code == 400
+    inner = _assert_shape(resp.json())
+    assert inner["type"] == "invalid_request" and inner["param"] == "body"

@@ -70,7 +70,7 @@ class GeneratePayload(KindPayload):
         if self.control_image is not None:
             fields["control_image"] = await stages.load_png(self.control_image, "control_image")
         request = GenerationRequest(**fields)
-        request.check()
+        request.check(stages.limits)
         assert self.request_hash is not None  # always set by accept()
         return ComposedRequest(request, self.request_hash, uuid.uuid4().hex)
 
@@ -101,7 +101,7 @@ class GenerateKind:
             control = await stages.load_png(control_sha, "control_image")
             generation = replace(generation, control_image=control, control_scale=request.control_scale)
         if generation is not composed.request:
-            generation.check()
+            generation.check(stages.limits)
         payload = GeneratePayload(
             request=given,
             cacheable=cacheable,

@@ -145,17 +145,68 @@ async def test_failures_are_shared_but_not_cached(cache: ResultCache) -> None:
     assert factory.calls == 2
 
 
-async def test_a_cancelled_caller_does_not_cancel_the_shared_computation(cache: ResultCache) -> None:
-    factory = Counted(delay=0.1)
+class Blocking:
+    """A factory that runs until released (or cancelled), recording both; nothing depends on timing."""
+
+    def __init__(self, value: object = RESULT) -> None:
+        self.value = value
+        self.calls = 0
+        self.cancelled = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> object:
+        self.calls += 1
+        self.started.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return self.value
+
+
+async def _waiters(cache: ResultCache, key: str, n: int) -> None:
+    # Let the callers reach the shared computation (each joins within a few loop turns).
+    for _ in range(1000):
+        if cache.waiting(key) == n:  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{cache.waiting(key)} callers wait for {key}, not {n}")  # type: ignore[attr-defined]
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_computation_another_waits_for(cache: ResultCache) -> None:
+    factory = Blocking()
     first = asyncio.ensure_future(cache.get_or_compute("req-cancel", factory))
-    await asyncio.sleep(0.02)
     second = asyncio.ensure_future(cache.get_or_compute("req-cancel", factory))
-    await asyncio.sleep(0.02)
+    await _waiters(cache, "req-cancel", 2)
     first.cancel()
-    assert await second == RESULT
-    assert factory.calls == 1
     with pytest.raises(asyncio.CancelledError):
         await first
+    assert cache.waiting("req-cancel") == 1  # type: ignore[attr-defined]
+    factory.release.set()
+    assert await second == RESULT
+    assert (factory.calls, factory.cancelled) == (1, 0)
+
+
+async def test_cancelling_the_last_waiter_stops_the_computation(cache: ResultCache) -> None:
+    factory = Blocking()
+    callers = [asyncio.ensure_future(cache.get_or_compute("req-stop", factory)) for _ in range(3)]
+    await _waiters(cache, "req-stop", 3)
+    await factory.started.wait()  # on Redis the computation takes its lock first: cancel it while it computes
+    for caller in callers:
+        caller.cancel()
+    for caller in callers:
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+    # The last caller's cancellation returns once the computation has stopped.
+    assert (factory.calls, factory.cancelled) == (1, 1)
+    assert cache.waiting("req-stop") == 0  # type: ignore[attr-defined]
+    assert await cache.get("req-stop") is None
+    # Nothing of it is kept: the next caller computes afresh.
+    factory.release.set()
+    assert await cache.get_or_compute("req-stop", factory) == RESULT
+    assert factory.calls == 2
 
 
 async def test_a_factory_returning_an_uncacheable_value_raises(cache: ResultCache) -> None:
@@ -217,6 +268,30 @@ async def test_redis_waiter_takes_over_when_the_holder_fails(redis_server_url: s
         await holder.aclose()
         await waiter.aclose()
     assert (failing.calls, working.calls) == (1, 1)
+
+
+@pytest.mark.redis
+async def test_redis_cancelled_computation_releases_its_lock(redis_server_url: str, redis_prefix: str) -> None:
+    holder, other = _redis_caches(redis_server_url, redis_prefix, 2)
+    lock = f"{redis_prefix}lock:req-gone"
+    try:
+        factory = Blocking()
+        caller = asyncio.ensure_future(holder.get_or_compute("req-gone", factory))
+        await factory.started.wait()
+        assert await holder.client.exists(lock) == 1
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert factory.cancelled == 1
+        assert await holder.client.exists(lock) == 0  # released, not left to expire
+        # Another process takes the lock at once and computes.
+        again = Blocking({"from": "other"})
+        again.release.set()
+        assert await other.get_or_compute("req-gone", again) == {"from": "other"}
+        assert other.stats.misses == 1
+    finally:
+        await holder.aclose()
+        await other.aclose()
 
 
 @pytest.mark.redis

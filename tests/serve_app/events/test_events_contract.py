@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,85 @@ def test_event_json_rejects_garbage() -> None:
         Event.from_json(b'{"type": "x"}')
     with pytest.raises(ValueError):
         Event.from_json("not json")
+
+
+# -- Redis: one shared pub/sub connection per bus -------------------------------------------------------------
+
+
+def _named_client(url: str, name: str, max_connections: int = 8) -> Any:
+    import redis.asyncio as aioredis
+
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, client_name=name)
+    return aioredis.Redis.from_pool(pool)
+
+
+async def _connections(url: str, name: str) -> int:
+    import redis.asyncio as aioredis
+
+    admin = aioredis.Redis.from_url(url)
+    try:
+        return sum(1 for c in await admin.client_list() if c.get("name") == name)
+    finally:
+        await admin.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_subscriptions_share_one_connection(redis_server_url: str, redis_prefix: str) -> None:
+    import uuid
+
+    name = f"limner-test-{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in redis_server_url else "?"
+    listener = RedisEventBus(f"{redis_server_url}{sep}client_name={name}", prefix=redis_prefix)
+    publisher = RedisEventBus(redis_server_url, prefix=redis_prefix)
+    jobs = [f"job-{i}" for i in range(100)]
+    try:
+        subs = [listener.subscribe(job) for job in jobs for _ in range(2)]  # 200 subscriptions, 100 channels
+        for sub in subs:
+            await sub.start()
+        assert listener.channels == 100
+        assert await _connections(redis_server_url, name) == 1  # not one per subscription
+        for i, job in enumerate(jobs):
+            await publisher.publish(_ev(job, 1, step=i))
+        for sub, job in zip(subs, [j for j in jobs for _ in range(2)], strict=True):
+            got = await sub.get(timeout=5)
+            assert got is not None and got.job_id == job
+        for sub in subs[::2]:
+            await sub.aclose()
+        assert listener.channels == 100  # each channel still has a subscriber
+        for sub in subs[1::2]:
+            await sub.aclose()
+        assert listener.channels == 0
+    finally:
+        await listener.aclose()
+        await publisher.aclose()
+    assert await _connections(redis_server_url, name) == 0
+
+
+@pytest.mark.redis
+async def test_redis_subscribers_resume_after_the_shared_connection_drops(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    import uuid
+
+    name = f"limner-test-{uuid.uuid4().hex[:12]}"
+    client = _named_client(redis_server_url, name)
+    listener = RedisEventBus(client, prefix=redis_prefix)
+    publisher = RedisEventBus(redis_server_url, prefix=redis_prefix)
+    try:
+        async with listener.subscribe("job-r") as sub:
+            [link] = [c for c in await publisher.client.client_list() if c.get("name") == name]
+            await publisher.client.client_kill_filter(_id=link["id"])  # drop the bus's shared connection
+            with pytest.raises(SubscriptionLagged):
+                for _ in range(100):  # the reader notices the drop on its next read
+                    await sub.get(timeout=0.1)
+            # Told once; it listens on: after the reconnect (and re-subscribe) new events arrive.
+            for seq in range(1, 200):
+                await publisher.publish(_ev("job-r", seq))
+                got = await sub.get(timeout=0.1)
+                if got is not None:
+                    break
+            assert got is not None and got.job_id == "job-r"
+    finally:
+        await listener.aclose()
+        await publisher.aclose()
+        await client.aclose()

@@ -61,7 +61,9 @@ async def test_submit_commits_before_returning(store: SqlJobStore, db_url: str, 
     job = await store.submit("image", PAYLOAD, priority=3)
     assert job.status is JobStatus.QUEUED
     assert job.attempts == 0 and job.priority == 3 and job.source is JobSource.HTTP
-    assert job.body_hash == canonical_hash({"kind": "image", "payload": PAYLOAD})
+    # By default a replay must match how the job is queued too (priority, deadline), not only its payload.
+    expected = {"kind": "image", "payload": PAYLOAD, "priority": 3, "deadline": None}
+    assert job.body_hash == canonical_hash(expected)
     assert job.created_at == clock.now and job.next_attempt_at == clock.now
     # A second engine (another process, in effect) sees the row at once.
     other = make_engine(db_url)
@@ -113,6 +115,49 @@ async def test_idempotency_same_key_different_payload_conflicts(store: SqlJobSto
     with pytest.raises(IdempotencyConflict):
         await store.submit("map", PAYLOAD, idempotency_key="k-2")
     assert len((await store.list()).items) == 1
+
+
+async def test_idempotency_same_key_different_priority_or_deadline_conflicts(store: SqlJobStore, clock: Any) -> None:
+    soon = clock.now + timedelta(seconds=60)
+    first = await store.submit("image", PAYLOAD, priority=1, deadline=soon, idempotency_key="k-q")
+    assert (await store.submit("image", PAYLOAD, priority=1, deadline=soon, idempotency_key="k-q")).id == first.id
+    for kwargs in ({"priority": 2, "deadline": soon}, {"priority": 1, "deadline": None}, {"priority": 1}):
+        with pytest.raises(IdempotencyConflict) as info:
+            await store.submit("image", PAYLOAD, idempotency_key="k-q", **kwargs)  # type: ignore[arg-type]
+        # What a client sees names neither the other job nor its request.
+        assert str(first.id) not in str(info.value) and "dragon" not in str(info.value)
+    assert len((await store.list()).items) == 1
+
+
+@pytest.mark.parametrize("key", ["", " ", "\t \n"])
+async def test_an_empty_or_blank_idempotency_key_is_refused(store: SqlJobStore, key: str) -> None:
+    with pytest.raises(ValueError, match="idempotency_key"):
+        await store.submit("image", PAYLOAD, idempotency_key=key)
+    assert (await store.list()).items == []
+
+
+async def test_an_expired_idempotency_key_makes_a_new_job(store: SqlJobStore, clock: Any) -> None:
+    first = await store.submit("image", PAYLOAD, idempotency_key="k-ttl", idempotency_ttl_s=3600)
+    clock.advance(3599)
+    assert (await store.submit("image", PAYLOAD, idempotency_key="k-ttl", idempotency_ttl_s=3600)).id == first.id
+    clock.advance(2)
+    # Expired: even a different request is not a conflict, it is simply a new job under the key.
+    fresh = await store.submit("image", {**PAYLOAD, "seed": 9}, idempotency_key="k-ttl", idempotency_ttl_s=3600)
+    assert fresh.id != first.id and fresh.idempotency_key == "k-ttl"
+    old = await store.get(first.id)
+    assert old.idempotency_key is None and old.payload == PAYLOAD  # the first job still answers by id
+    again = await store.submit("image", {**PAYLOAD, "seed": 9}, idempotency_key="k-ttl", idempotency_ttl_s=3600)
+    assert again.id == fresh.id
+
+
+async def test_expired_idempotency_keys_are_released_in_bulk(store: SqlJobStore, clock: Any) -> None:
+    old = [await store.submit("image", {"n": i}, idempotency_key=f"old-{i}") for i in range(3)]
+    clock.advance(100)
+    young = await store.submit("image", {"n": 9}, idempotency_key="young")
+    assert await store.release_idempotency_keys(clock.now - timedelta(seconds=50), limit=2) == 2
+    assert await store.release_idempotency_keys(clock.now - timedelta(seconds=50), limit=2) == 1
+    assert [(await store.get(j.id)).idempotency_key for j in old] == [None, None, None]
+    assert (await store.get(young.id)).idempotency_key == "young"
 
 
 async def test_idempotency_holds_under_concurrent_submits(store: SqlJobStore) -> None:
@@ -238,6 +283,63 @@ async def test_expired_lease_without_attempts_left_is_dead(store: SqlJobStore, c
     assert "lease expired" in (dead.error or "")
     last = (await store.events_since(job.id))[-1]
     assert (last.type, last.data["status"]) == ("failed", "dead")
+
+
+async def test_an_expired_lease_past_the_deadline_fails_instead_of_running_again(
+    store: SqlJobStore, clock: Any, events: list[Event]
+) -> None:
+    """A runner died after its job started; by the time the lease expires the deadline has passed (the bridge
+    answered with its fallback already): the job fails "deadline exceeded" instead of running again."""
+    late = await store.submit("image", {"n": 1}, deadline=clock.now + timedelta(seconds=15))
+    timely = await store.submit("image", {"n": 2}, deadline=clock.now + timedelta(seconds=60))
+    [a, b] = await store.claim("dead-runner", lease_s=10, limit=2)
+    assert {a.id, b.id} == {late.id, timely.id}
+    clock.advance(20)  # both leases expired; only the first job's deadline passed
+    [again] = await store.claim("d2", lease_s=10, limit=5)
+    assert again.id == timely.id and again.attempts == 2
+    failed = await store.get(late.id)
+    assert failed.status is JobStatus.FAILED and failed.error == DEADLINE_EXCEEDED and failed.attempts == 1
+    assert failed.error_type == "deadline_exceeded" and failed.lease_expires_at is None
+    last = (await store.events_since(late.id))[-1]
+    assert (last.type, last.data["error"]) == ("failed", DEADLINE_EXCEEDED)
+    with pytest.raises(LeaseLost):
+        await store.complete(late.id, "dead-runner")
+
+
+async def test_release_hands_a_job_back_without_counting_its_attempt(store: SqlJobStore, clock: Any) -> None:
+    job = await store.submit("image", PAYLOAD, max_attempts=2)
+    for _ in range(3):  # three restarts of the runner's replica: more than max_attempts
+        [claimed] = await store.claim("d1", lease_s=10)
+        await store.progress(job.id, 1, 4, owner="d1")
+        released = await store.release(job.id, "d1")
+        assert released.status is JobStatus.QUEUED and released.attempts == 0
+        assert released.lease_owner is None and released.progress_step is None
+        assert released.next_attempt_at == clock.now  # runnable at once, by another replica
+    [claimed] = await store.claim("d2", lease_s=10)
+    assert claimed.attempts == 1
+    assert (await store.complete(job.id, "d2")).status is JobStatus.SUCCEEDED
+    types = [e.type for e in await store.events_since(job.id)]
+    assert types.count("released") == 3 and types[-1] == "succeeded"
+    with pytest.raises(LeaseLost):
+        await store.release(job.id, "d2")  # finished: nothing to hand back
+
+
+async def test_release_of_a_job_whose_cancel_was_asked_cancels_it(store: SqlJobStore) -> None:
+    job = await store.submit("image", PAYLOAD)
+    await store.claim("d1", lease_s=10)
+    await store.cancel(job.id)
+    assert (await store.release(job.id, "d1")).status is JobStatus.CANCELLED
+    with pytest.raises(LeaseLost):
+        await store.release((await store.submit("image", {"n": 1})).id, "d1")  # queued: not held
+
+
+async def test_counts_of_some_statuses(store: SqlJobStore) -> None:
+    for n in range(3):
+        await store.submit("image", {"n": n})
+    await store.claim("d1", lease_s=10)
+    assert (await store.counts([JobStatus.QUEUED]))[JobStatus.QUEUED] == 2
+    assert (await store.counts([JobStatus.QUEUED]))[JobStatus.RUNNING] == 0  # not counted
+    assert (await store.counts())[JobStatus.RUNNING] == 1
 
 
 async def test_heartbeat_extends_the_lease(store: SqlJobStore, clock: Any) -> None:

@@ -1,0 +1,97 @@
+"""ASGI middleware of the ingress: a request-body limit enforced while the body arrives.
+
+A body longer than the limit is refused with 413 in the one error shape, before it is read whole: at once
+when ``Content-Length`` announces it, else as soon as the bytes received pass the limit (a chunked upload
+stops being read there). FastAPI's own ``max_body_size`` would answer the announced case in plain text when a
+route never reads its body; this one answers every case in the error shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serve_app.errors import ErrorBody, ErrorResponse, PayloadTooLarge
+
+__all__ = ["BodyLimit", "BodyTooLarge"]
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once the body passes the limit. An ``HTTPException`` so that FastAPI's body
+    parsing passes it on unchanged (it turns any other exception into a 400) to the app's error handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"The request body is larger than {limit} bytes.")
+        self.limit = limit
+
+
+class BodyLimit:
+    """Refuses request bodies longer than ``limit()`` bytes with 413.
+
+    Args:
+        app: The ASGI app it wraps.
+        limit: Returns the limit in bytes, read per request (the app's config may arrive after the app is
+            built: the ingress sets ``app.state.edge`` once its services are open).
+    """
+
+    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        announced = _content_length(scope)
+        if announced is not None and announced > limit:
+            await _refuse(send, limit)
+            return
+        received = 0
+        started = False
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_tracked)
+        except BodyTooLarge:
+            # Normally the app's handler answers it; this covers a body read outside a route.
+            if started:
+                raise
+            await _refuse(send, limit)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    err = PayloadTooLarge(f"The request body is larger than {limit} bytes.", param="body")
+    body = ErrorResponse(error=ErrorBody(type=err.error_type, message=err.message, param=err.param))
+    payload = body.model_dump_json().encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    # The unread body is not drained: the server closes the connection after this answer.
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
