@@ -55,6 +55,8 @@ def _config(request_port: int, result_port: int, retention_s: float) -> dict[str
         result_port=result_port,
         max_render_side=RENDER_SIDE,
         timeout_s=4.0,  # short: a share of the requests time out and are answered by fallback
+        # The bridge's own output retention, scaled down like the service's (defaults: 200 files, 5 min).
+        retention={"max_files": 20, "min_age_s": min(60.0, retention_s / 2), "interval_s": retention_s / 4},
     )
     args["generator"]["warmup_sizes"] = [[RENDER_SIDE, RENDER_SIDE]]
     args["jobs"] = {**args.get("jobs", {}), "max_queued": 5000}
@@ -75,6 +77,7 @@ def _retention_args(retention_s: float) -> dict[str, Any]:
             "jobs_days": retention_s / 86400,
             "deleted_images_days": retention_s / 86400,
             "interval_s": max(5.0, retention_s / 4),
+            "blob_grace_s": retention_s,
         }
         out["retention"] = {k: v for k, v in wanted.items() if k in known}
     return out

@@ -16,7 +16,7 @@ from serve_app.experimance.protocol import (
     SchemaVariant,
 )
 
-__all__ = ["BridgeConfig", "FallbackConfig", "RetentionConfig"]
+__all__ = ["BridgeConfig", "FallbackConfig", "OutputRetention"]
 
 
 class FallbackConfig(BaseModel):
@@ -32,7 +32,7 @@ class FallbackConfig(BaseModel):
     )
 
 
-class RetentionConfig(BaseModel):
+class OutputRetention(BaseModel):
     """Which of the bridge's own output files are removed, per pool (an era/biome folder, the root, ``fallback/``).
 
     Only files the bridge wrote (``limner_*``) are ever removed. Always kept, whatever the limits: the file
@@ -117,8 +117,8 @@ class BridgeConfig(BaseModel):
     max_concurrent_fallbacks: int = Field(
         2, ge=1, description="Fallback images made at once (each decodes and re-encodes an image at full size)."
     )
-    retention: RetentionConfig = Field(
-        default_factory=RetentionConfig, description="Which old images the bridge removes from output_dir."
+    retention: OutputRetention = Field(
+        default_factory=OutputRetention, description="Which old images the bridge removes from output_dir."
     )
     dedupe_window: int = Field(10_000, ge=1, description="Recent request ids remembered to refuse duplicates.")
     send_timeout_s: float = Field(10.0, gt=0, description="How long a reply may wait for the result socket.")

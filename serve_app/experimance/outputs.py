@@ -13,7 +13,7 @@ A fallback answer is the newest image of the same era and biome (remembered, els
 pool; PNG, JPEG or WebP within the size limits) or, when there is none, a neutral image of the configured
 colour.
 
-:meth:`OutputFolder.prune` applies the retention policy (:class:`~serve_app.experimance.config.RetentionConfig`)
+:meth:`OutputFolder.prune` applies the retention policy (:class:`~serve_app.experimance.config.OutputRetention`)
 per pool: only the bridge's own ``limner_*`` images are removed, never the image ``latest.<ext>`` points at,
 the newest image of a pool or the image a fallback remembers.
 """
@@ -37,7 +37,7 @@ from typing import Literal
 from PIL import Image
 
 from pipelines import encode as codec
-from serve_app.experimance.config import FallbackConfig, RetentionConfig
+from serve_app.experimance.config import FallbackConfig, OutputRetention
 from serve_app.experimance.protocol import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, IMAGE_FORMATS
 from serve_app.files import atomic_write
 
@@ -233,7 +233,7 @@ class OutputFolder:
         image.load()
         return image
 
-    def prune(self, policy: RetentionConfig, *, now: float | None = None) -> PruneReport:
+    def prune(self, policy: OutputRetention, *, now: float | None = None) -> PruneReport:
         """Removes the bridge's old images, pool by pool, as ``policy`` says.
 
         In each pool (the root, ``fallback/`` and every ``<era>/<biome>/``), the bridge's own images

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve_app.experimance.config import FallbackConfig, RetentionConfig
+from serve_app.experimance.config import FallbackConfig, OutputRetention
 from serve_app.experimance.outputs import OutputFolder, _newest_image, _safe_name
 
 
@@ -217,7 +217,7 @@ def test_prune_keeps_the_newest_n_per_pool_and_only_the_bridges_own_files(folder
     made = {pool: [_image(pool / f"limner_x_{i}.jpg", 1000 + 100 * i) for i in range(6)] for pool in pools}
     stock = _image(root / "modern" / "desert" / "mockimagegenerator_1.jpg", 99_999)  # the installation's
     notes = _image(root / "modern" / "desert" / "limner_notes.txt", 99_999)  # not an image
-    report = folder.prune(RetentionConfig(max_files=2, min_age_s=0), now=NOW)
+    report = folder.prune(OutputRetention(max_files=2, min_age_s=0), now=NOW)
     for pool, files in made.items():  # made[i] is older as i grows: the first two are the newest
         assert [p.exists() for p in files] == [True, True, False, False, False, False], pool
     assert stock.exists() and notes.exists()
@@ -234,20 +234,20 @@ def test_prune_by_age_and_the_files_it_never_removes(folder: OutputFolder) -> No
     folder.point_latest(latest_target)
     remembered = old[2]
     folder._newest[("ruins", "arctic")] = remembered  # what a fallback remembers is kept wherever it lives
-    report = folder.prune(RetentionConfig(max_files=None, max_age_hours=1, min_age_s=60), now=NOW)
+    report = folder.prune(OutputRetention(max_files=None, max_age_hours=1, min_age_s=60), now=NOW)
     assert sorted(report.removed) == sorted([newest, old[0], old[1]])
     assert fresh.exists() and latest_target.exists() and remembered.exists()
     # The pool's newest is kept even when every limit says go: the fallback would otherwise find nothing.
     young = _image(pool / "limner_d_young.jpg", 30)
     fresh.unlink()
-    report = folder.prune(RetentionConfig(max_files=1, max_age_hours=1, min_age_s=0), now=NOW)
+    report = folder.prune(OutputRetention(max_files=1, max_age_hours=1, min_age_s=0), now=NOW)
     assert young.exists() and young not in report.removed
 
 
 def test_prune_never_removes_an_image_younger_than_min_age(folder: OutputFolder) -> None:
     pool = folder.pool_dir("future", "swamp")
     files = [_image(pool / f"limner_{i}.jpg", 10 + i) for i in range(5)]
-    assert folder.prune(RetentionConfig(max_files=1, min_age_s=60), now=NOW).removed == []
+    assert folder.prune(OutputRetention(max_files=1, min_age_s=60), now=NOW).removed == []
     assert all(p.exists() for p in files)
 
 
@@ -255,7 +255,7 @@ def test_prune_keeps_the_pool_newest_of_any_name(folder: OutputFolder) -> None:
     pool = folder.pool_dir("modern", "desert")
     ours = [_image(pool / f"limner_{i}.jpg", 1000 + i) for i in range(3)]
     _image(pool / "stock_newer.jpg", 10)  # the installation's, newest: the fallback picks that one
-    report = folder.prune(RetentionConfig(max_files=1, min_age_s=0), now=NOW)
+    report = folder.prune(OutputRetention(max_files=1, min_age_s=0), now=NOW)
     assert sorted(report.removed) == sorted(ours[1:])  # count limit: only the newest of ours stays
 
 
