@@ -15,14 +15,7 @@ from typing import Any
 from serve_app.config import AppConfig, RetentionConfig, Settings
 from serve_app.jobs.kinds import KindRegistry, default_kinds
 
-__all__ = ["collect_garbage", "main", "referenced_hashes"]
-
-
-async def referenced_hashes(engine: Any, registry: KindRegistry | None = None) -> set[str]:
-    """Every blob something still points at (see :func:`serve_app.jobs.retention.referenced_hashes`)."""
-    from serve_app.jobs import retention
-
-    return await retention.referenced_hashes(engine, registry or KindRegistry(default_kinds()))
+__all__ = ["collect_garbage", "main"]
 
 
 async def collect_garbage(

@@ -183,6 +183,13 @@ class SqlJobStore:
             raise JobNotFound(job_id)
         return job
 
+    async def _held(self, session: AsyncSession, job_id: uuid.UUID, owner: str, now: datetime) -> Job:
+        """The job, row-locked, if ``owner`` holds its live lease; else :class:`LeaseLost`."""
+        job = await self._locked(session, job_id)
+        if not self._holds(job, owner, now):
+            raise LeaseLost(job_id, owner)
+        return job
+
     @staticmethod
     def _holds(job: Job, owner: str, now: datetime) -> bool:
         return (
@@ -534,9 +541,7 @@ class SqlJobStore:
         jid = _as_uuid(job_id)
         now = self._clock()
         async with self._tx() as session:
-            job = await self._locked(session, jid)
-            if not self._holds(job, owner, now):
-                raise LeaseLost(jid, owner)
+            job = await self._held(session, jid, owner, now)
             job.lease_expires_at = now + timedelta(seconds=lease_s)
             job.updated_at = now
             return JobRecord.from_row(job)
@@ -558,9 +563,7 @@ class SqlJobStore:
         jid = _as_uuid(job_id)
         now = self._clock()
         async with self._tx() as session:
-            job = await self._locked(session, jid)
-            if not self._holds(job, owner, now):
-                raise LeaseLost(jid, owner)
+            job = await self._held(session, jid, owner, now)
             if job.cancel_requested:
                 self._finish(job, JobStatus.CANCELLED, now)
                 event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
@@ -653,9 +656,7 @@ class SqlJobStore:
         jid = _as_uuid(job_id)
         now = self._clock()
         async with self._tx() as session:
-            job = await self._locked(session, jid)
-            if not self._holds(job, owner, now):
-                raise LeaseLost(jid, owner)
+            job = await self._held(session, jid, owner, now)
             if image is not None:
                 session.add(image)
                 await session.flush()
@@ -721,9 +722,7 @@ class SqlJobStore:
         jid = _as_uuid(job_id)
         now = self._clock()
         async with self._tx() as session:
-            job = await self._locked(session, jid)
-            if not self._holds(job, owner, now):
-                raise LeaseLost(jid, owner)
+            job = await self._held(session, jid, owner, now)
             job.error_type, job.error_param = error_type, param
             if job.cancel_requested:
                 self._finish(job, JobStatus.CANCELLED, now, error)
@@ -802,9 +801,7 @@ class SqlJobStore:
         jid = _as_uuid(job_id)
         now = self._clock()
         async with self._tx() as session:
-            job = await self._locked(session, jid)
-            if not self._holds(job, owner, now):
-                raise LeaseLost(jid, owner)
+            job = await self._held(session, jid, owner, now)
             self._finish(job, JobStatus.CANCELLED, now)
             event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
             record = JobRecord.from_row(job)
