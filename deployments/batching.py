@@ -87,6 +87,26 @@ class KeyedBatcher(Generic[T, R]):
         Raises:
             BaseException: Whatever the handler returned or raised for this item.
         """
+        (pending,) = self._enqueue([item])
+        return await pending.future
+
+    async def submit_all(self, items: Sequence[T]) -> list[R | BaseException]:
+        """Queues every item of ``items`` at once, so a free batch takes them together, and returns their
+        results (or exceptions) in order.
+
+        One call is how a family of requests (a ``variations: 4`` job) is known to share a batch: they share
+        a key, and nothing can arrive between them. Items beyond ``max_batch_size`` form the next batch.
+        """
+        waiting = self._enqueue(items)
+        try:
+            return list(await asyncio.gather(*(p.future for p in waiting), return_exceptions=True))
+        finally:
+            for pending in waiting:
+                if not pending.future.done():
+                    pending.future.cancel()
+
+    def _enqueue(self, items: Sequence[T]) -> list[Pending[T, R]]:
+        """Appends ``items`` to the queue in one go (no await in between) and wakes the worker."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             # First use, or a new event loop (tests): asyncio primitives belong to the loop they were made on.
@@ -94,10 +114,11 @@ class KeyedBatcher(Generic[T, R]):
             self._queue = [p for p in self._queue if not p.abandoned()]
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run(), name="keyed-batcher")
-        pending: Pending[T, R] = Pending(item, loop.create_future())
-        self._queue.append(pending)
+        waiting: list[Pending[T, R]] = [Pending(item, loop.create_future()) for item in items]
+        self._queue.extend(waiting)
+        assert self._arrived is not None
         self._arrived.set()
-        return await pending.future
+        return waiting
 
     def _take_batch(self) -> list[Pending[T, R]]:
         """Removes and returns the oldest live request and up to ``max_batch_size - 1`` of its kind."""

@@ -12,10 +12,10 @@ import uuid
 
 from ray import serve
 
-from pipelines.prompts import Defaults, PartialRequest, compose, request_hash
+from pipelines.prompts import Defaults, PartialRequest, compose, compose_figure, request_hash
 from pipelines.styles import Style
 from serve_app.config import ComposerConfig, LimitsConfig
-from serve_app.schemas import ComposedRequest
+from serve_app.schemas import ComposedRequest, FigureCompose
 
 __all__ = ["Composer"]
 
@@ -45,12 +45,26 @@ class Composer:
         self._presets = {name: (p.width, p.height) for name, p in config.presets.items()}
         self._limits = (limits or LimitsConfig()).generation_limits()
 
-    async def compose(self, partial: PartialRequest, style: Style | None = None) -> ComposedRequest:
-        """Builds the generation request for ``partial``, with ``style`` (a resolved theme) applied.
+    async def compose(self, partial: PartialRequest | FigureCompose, style: Style | None = None) -> ComposedRequest:
+        """Builds the generation request for ``partial`` (a generic request, or a portrait, creature or item
+        with its seed), with ``style`` (a resolved theme) applied.
 
         Raises:
             InputError: A field is out of range; the error names it.
         """
-        seed = secrets.randbelow(2**32)
-        request = compose(partial, self._defaults, seed=seed, presets=self._presets, style=style, limits=self._limits)
+        if isinstance(partial, FigureCompose):
+            request = compose_figure(
+                partial.figure,
+                style,
+                self._defaults,
+                partial.seed,
+                self._limits,
+                width=partial.width,
+                height=partial.height,
+            )
+        else:
+            seed = secrets.randbelow(2**32)
+            request = compose(
+                partial, self._defaults, seed=seed, presets=self._presets, style=style, limits=self._limits
+            )
         return ComposedRequest(request=request, request_hash=request_hash(request), request_id=uuid.uuid4().hex)

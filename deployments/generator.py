@@ -170,9 +170,37 @@ class Generator:
                 this often anyway asks for no more. The last step is never streamed: the image that follows
                 it says the same.
         """
+        async for event in self._stream([composed], progress_every_s):
+            if event["type"] == "image":
+                event = {"type": "image", "image": event["image"]}
+            yield event
+
+    async def generate_batch_stream(
+        self, composeds: Sequence[ComposedRequest], progress_every_s: float = 0.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Generates a family of requests queued together, so requests sharing a key run as one batch (up to
+        ``max_batch_size`` per diffusers call): one job's ``variations``. Streams the family's progress (the
+        denoising steps of its first request), then ``{"type": "image", "index": i, "image": ...}`` for each
+        request in order. Cancelling the stream cancels all of them.
+
+        Raises:
+            InputError: A request is out of range (checked before any is queued).
+            Cancelled: They were cancelled while their batch ran.
+        """
+        async for event in self._stream(list(composeds), progress_every_s):
+            yield event
+
+    async def _stream(self, composeds: list[ComposedRequest], progress_every_s: float) -> AsyncIterator[dict[str, Any]]:
+        for composed in composeds:
+            self._pipeline.check(composed.request)
         queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-        self._progress[composed.request_id] = (asyncio.get_running_loop(), queue)
-        task = asyncio.ensure_future(self.generate(composed))
+        loop = asyncio.get_running_loop()
+        lead = composeds[0].request_id  # the family's progress is its first member's
+        self._progress[lead] = (loop, queue)
+        if len(composeds) == 1:
+            task: asyncio.Future[Any] = asyncio.ensure_future(self._batcher.submit(composeds[0]))
+        else:
+            task = asyncio.ensure_future(self._batcher.submit_all(composeds))
         sent_at: float | None = None
         try:
             while not task.done():
@@ -186,9 +214,14 @@ class Generator:
                 if s < total and (sent_at is None or now - sent_at >= progress_every_s):
                     sent_at = now
                     yield {"type": "progress", "step": s, "total": total}
-            yield {"type": "image", "image": task.result()}
+            results = [task.result()] if len(composeds) == 1 else task.result()
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            for index, result in enumerate(results):
+                yield {"type": "image", "index": index, "image": result}
         finally:
-            self._progress.pop(composed.request_id, None)
+            self._progress.pop(lead, None)
             if not task.done():
                 task.cancel()
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ray import serve
@@ -20,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from pipelines.styles import Style
 from serve_app.config import AppConfig, Settings
-from serve_app.schemas import ComposedRequest, PartialRequest
+from serve_app.schemas import ComposedRequest, FigureCompose, PartialRequest
 
 __all__ = ["Ingress"]
 
@@ -62,12 +62,13 @@ class Ingress:
         handles = Handles(
             compose=self._compose,
             stream=self._stream,
+            stream_batch=self._stream_batch,
             readiness=self.readiness,
             generator_stats=self.generator_stats,
             bridge_stats=self.bridge_stats if bridge is not None else None,
         )
         self._edge = build_edge(config, services, handles, owner=f"ingress-{uuid.uuid4().hex[:12]}")
-        self._edge.start()
+        await self._edge.start()
         for body in config.cache.warm:
             await self._warm(body)
 
@@ -96,7 +97,7 @@ class Ingress:
         except Exception:
             logger.exception("could not queue warm-up request %s", body)
 
-    async def _compose(self, partial: PartialRequest, style: Style | None = None) -> ComposedRequest:
+    async def _compose(self, partial: PartialRequest | FigureCompose, style: Style | None = None) -> ComposedRequest:
         composed: ComposedRequest = await self._composer.compose.remote(partial, style)
         return composed
 
@@ -110,6 +111,18 @@ class Ingress:
         finally:
             if not finished:
                 response.cancel()  # the job was cancelled or abandoned: stop at the next denoising step
+
+    async def _stream_batch(self, composeds: Sequence[ComposedRequest]) -> AsyncIterator[dict[str, Any]]:
+        interval = self._edge.services.jobs.progress_interval_s
+        response = self._stream_handle.generate_batch_stream.remote(list(composeds), interval)
+        finished = False
+        try:
+            async for item in response:
+                yield item
+            finished = True
+        finally:
+            if not finished:
+                response.cancel()
 
     async def readiness(self) -> dict[str, Any] | None:
         now = time.monotonic()

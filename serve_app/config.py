@@ -27,9 +27,11 @@ __all__ = [
     "IngressConfig",
     "JobsConfig",
     "LimitsConfig",
+    "ModerationConfig",
     "RetentionConfig",
     "Settings",
     "SizePreset",
+    "ThemesConfig",
     "ZmqBridgeSection",
 ]
 
@@ -264,6 +266,29 @@ class RetentionConfig(_Section):
     batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per transaction (short write locks).")
 
 
+class ModerationConfig(_Section):
+    """The deployment's content policy (pipelines/moderation.py): offline word and phrase lists by category.
+
+    A theme can allow or block categories on top (a children's table blocks ``gore``); the always-on combined
+    rules (minors with sexual terms) apply whatever is configured.
+    """
+
+    enabled: bool = Field(True, description="Check every request's text; off skips even the always-on rules.")
+    policy_path: str | None = Field(None, description="A policy YAML file; None: the packaged default policy.")
+    block: list[str] | None = Field(None, description="Categories refused; None: the policy's default_block.")
+    allow: list[str] = Field(default_factory=list, description="Categories permitted although blocked.")
+
+
+class ThemesConfig(_Section):
+    """Themes: which built-in packs are stored at start, and how deep inheritance may go."""
+
+    packs: list[str] = Field(default_factory=lambda: ["core", "experimance"], description="Built-in packs.")
+    max_depth: int = Field(8, ge=1, le=32, description="Longest parent chain.")
+    recent_jobs_days: float = Field(
+        7.0, ge=0, description="A theme a job used this recently is deleted only with force=true."
+    )
+
+
 class ZmqBridgeSection(BridgeConfig):
     """The Experimance bridge: every :class:`BridgeConfig` setting, plus how bridge jobs are made."""
 
@@ -308,6 +333,8 @@ class AppConfig(_Section):
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    themes: ThemesConfig = Field(default_factory=ThemesConfig)
     zmq_bridge: ZmqBridgeSection | None = Field(None, description="The Experimance ZMQ bridge; None: not deployed.")
 
     @model_validator(mode="after")

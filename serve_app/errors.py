@@ -2,12 +2,13 @@
 
     ServiceError                 status_code, error_type, message, param
      ├── InvalidRequest          422  a field is missing or out of range (param names it)
+     │    └── ModerationRefused  422  type ``moderation``: the content policy refused a field (named)
      ├── Unauthorized            401  no credentials, or credentials that name no key
      ├── Forbidden               403  the key lacks the scope the route needs
      ├── BadRequest              400  the body is not parseable (too deep, a number too long)
      ├── NotFound                404  also an unknown route
      ├── MethodNotAllowed        405  the route exists; ``Allow`` lists its methods
-     ├── Conflict                409  an idempotency key reused with a different request
+     ├── Conflict                409  an idempotency key reused with a different request; a taken theme name
      ├── PayloadTooLarge         413  the body is longer than ``ingress.max_body_bytes``
      ├── RateLimited             429  this client sent too much; Retry-After says when to come back
      ├── Overloaded              503  the queue is full; Retry-After says when to come back
@@ -35,9 +36,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.errors import Cancelled, InputError
+from pipelines.moderation import ModerationError
 from serve_app.images import ImageNotFound
 from serve_app.jobs.base import IdempotencyConflict, InvalidCursor, JobNotFound, PermanentJobError
 from serve_app.store.base import AssetNotFound, InvalidAssetKey, UnsupportedFormat
+from serve_app.subjects import SubjectNotFound
+from serve_app.themes.base import ThemeConflict, ThemeNotFound, ThemeReadOnly
 
 __all__ = [
     "INTERNAL_FAILURE",
@@ -50,6 +54,7 @@ __all__ = [
     "GenerationFailed",
     "InvalidRequest",
     "MethodNotAllowed",
+    "ModerationRefused",
     "NotFound",
     "NotReady",
     "Overloaded",
@@ -94,6 +99,12 @@ class ServiceError(Exception):
 class InvalidRequest(ServiceError):
     status_code = 422
     error_type = "invalid_request"
+
+
+class ModerationRefused(InvalidRequest):
+    """The content policy refused the request: ``param`` names the field, the message the category."""
+
+    error_type = "moderation"
 
 
 class BadRequest(ServiceError):
@@ -177,6 +188,7 @@ def _permanent(exc: PermanentJobError) -> ServiceError:
 # Domain exception → the ServiceError a client sees. Checked in order with isinstance, so a subclass must come
 # before its base. Anything not listed is a 500 whose details are logged, never returned.
 _TABLE: tuple[tuple[type[BaseException], _Translate], ...] = (
+    (ModerationError, lambda e: ModerationRefused(str(e), param=e.param)),
     (InputError, lambda e: InvalidRequest(str(e), param=e.param)),
     (InvalidAssetKey, lambda e: InvalidRequest(str(e), param=e.param)),
     (UnsupportedFormat, lambda e: InvalidRequest(str(e), param="ext")),
@@ -185,6 +197,10 @@ _TABLE: tuple[tuple[type[BaseException], _Translate], ...] = (
     (ImageNotFound, lambda e: NotFound(str(e), param="image_id")),
     (AssetNotFound, lambda e: NotFound(str(e), param="sha256")),
     (IdempotencyConflict, lambda e: Conflict(str(e), param="Idempotency-Key")),
+    (ThemeNotFound, lambda e: NotFound(str(e), param="theme")),
+    (ThemeConflict, lambda e: Conflict(str(e), param=e.param)),
+    (ThemeReadOnly, lambda e: Forbidden(str(e), param="theme")),
+    (SubjectNotFound, lambda e: NotFound(str(e), param="subject_key")),
     (PermanentJobError, _permanent),
 )
 
@@ -343,6 +359,14 @@ def install_error_handlers(app: FastAPI) -> None:
         err = InvalidRequest(message, param=param)
         logger.warning("%s %s → 422: %s", request.method, request.url.path, message)
         return _render(err)
+
+    async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+        # A domain exception of the table is an expected answer (a 4xx), not a server error: handled here,
+        # inside the app, rather than by the catch-all below (which Starlette re-raises after answering).
+        return await _service_error(request, from_exception(exc))
+
+    for domain, _ in _TABLE:
+        app.add_exception_handler(domain, _domain_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

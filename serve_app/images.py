@@ -47,6 +47,8 @@ class ImageRecord:
     version: int
     created_at: datetime
     deleted_at: datetime | None
+    theme_version: int | None = None
+    subject_key: str | None = None
 
     @classmethod
     def from_row(cls, row: Image) -> ImageRecord:
@@ -68,6 +70,8 @@ class ImageRecord:
             version=row.version,
             created_at=row.created_at,
             deleted_at=row.deleted_at,
+            theme_version=row.theme_version,
+            subject_key=row.subject_key,
         )
 
 

@@ -18,8 +18,12 @@ from serve_app.jobs.dispatcher import Dispatcher
 from serve_app.jobs.kinds import JobKind, KindRegistry, default_kinds
 from serve_app.jobs.retention import Janitor
 from serve_app.jobs.service import JobService
-from serve_app.jobs.stages import ComposeFn, Stages, StreamFn
+from serve_app.jobs.stages import ComposeFn, Stages, StreamBatchFn, StreamFn
+from serve_app.moderation import Moderator
 from serve_app.services import Services
+from serve_app.subjects import SubjectStore
+from serve_app.themes.packs import builtin_themes
+from serve_app.themes.service import ThemeService
 
 __all__ = ["Edge", "Handles", "build_edge"]
 
@@ -36,6 +40,7 @@ class Handles:
         readiness: The generator's model and device once it can serve, else None.
         generator_stats: Batching statistics of a generator replica.
         bridge_stats: The Experimance bridge's counters; None when the bridge is not deployed.
+        stream_batch: The generator for a family of requests queued together (one job's variations).
     """
 
     compose: ComposeFn
@@ -43,6 +48,7 @@ class Handles:
     readiness: Callable[[], Awaitable[dict[str, Any] | None]]
     generator_stats: Stats
     bridge_stats: Stats | None = None
+    stream_batch: StreamBatchFn | None = None
 
 
 @dataclass
@@ -58,6 +64,9 @@ class Edge:
         jobs: Accepts and follows jobs of every kind.
         images: Reads images and assets.
         janitor: Runs the retention policy on a schedule (one replica at a time).
+        themes: Themes (CRUD, versions, resolution).
+        subjects: Recurring subjects.
+        stages: The shared steps every kind runs on.
     """
 
     config: AppConfig
@@ -68,9 +77,14 @@ class Edge:
     jobs: JobService
     images: ImageService
     janitor: Janitor
+    themes: ThemeService
+    subjects: SubjectStore
+    stages: Stages
 
-    def start(self) -> None:
-        """Starts the dispatcher's claim loop and the janitor's schedule (on the running event loop)."""
+    async def start(self) -> None:
+        """Stores the built-in themes that changed, then starts the dispatcher's claim loop and the janitor's
+        schedule (on the running event loop)."""
+        await self.themes.sync_builtins()
         self.dispatcher.start()
         self.janitor.start()
 
@@ -90,7 +104,7 @@ def build_edge(
     owner: str | None = None,
     poll_interval_s: float | None = None,
 ) -> Edge:
-    """Wires the edge. Call :meth:`Edge.start` on the event loop that serves it.
+    """Wires the edge. Await :meth:`Edge.start` on the event loop that serves it.
 
     Args:
         config: The app config (``jobs``, ``cache`` and ``retention`` sections are used here).
@@ -102,12 +116,28 @@ def build_edge(
     """
     jobs = config.jobs
     registry = KindRegistry(default_kinds() if kinds is None else kinds)
+    limits = config.generator.limits.generation_limits()
+    moderator = Moderator(config.moderation)
+    themes = ThemeService(
+        services.engine,
+        packs=builtin_themes(config.themes.packs),
+        kinds=registry.names,
+        limits=limits,
+        moderate=moderator.check,
+        max_depth=config.themes.max_depth,
+        recent_jobs_s=config.themes.recent_jobs_days * 86400,
+    )
+    subjects = SubjectStore(services.engine)
     stages = Stages(
         services,
         handles.compose,
         handles.stream,
         result_ttl_s=config.cache.result_ttl_s,
-        limits=config.generator.limits.generation_limits(),
+        limits=limits,
+        stream_batch_fn=handles.stream_batch,
+        themes=themes,
+        subjects=subjects,
+        moderator=moderator,
     )
     dispatcher = Dispatcher(
         services.jobs,
@@ -123,4 +153,5 @@ def build_edge(
         services.jobs, services.events, registry, stages, dispatcher, jobs, wait_poll_s=config.ingress.waiter_poll_s
     )
     janitor = Janitor(services, config, registry)
-    return Edge(config, services, handles, registry, dispatcher, job_service, ImageService(services), janitor)
+    images = ImageService(services)
+    return Edge(config, services, handles, registry, dispatcher, job_service, images, janitor, themes, subjects, stages)

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.prompts import PartialRequest
+from pipelines.prompts import FigurePrompt, PartialRequest
 from pipelines.request import GenerationRequest
 
-__all__ = ["ComposedRequest", "GeneratedImage", "PartialRequest"]
+__all__ = ["ComposedRequest", "FigureCompose", "GeneratedImage", "PartialRequest"]
+
+
+@dataclass(frozen=True)
+class FigureCompose:
+    """A portrait, creature or item for the composer: its subject prompt, the seed of this family member and
+    the size the request gave (if any).
+
+    Attributes:
+        figure: The kind's subject prompt and framing (pipelines/prompts/figures.py).
+        seed: The seed of this image.
+        width: Explicit width, or None for the theme's or the framing's size.
+        height: Explicit height, or None.
+    """
+
+    figure: FigurePrompt
+    seed: int
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)

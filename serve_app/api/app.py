@@ -23,7 +23,7 @@ __all__ = ["create_api"]
 
 def create_api(edge: Edge | None) -> FastAPI:
     """Builds the HTTP application around ``edge`` (None: the caller sets ``app.state.edge`` later)."""
-    from serve_app.api import admin, assets, generate, health, images, jobs
+    from serve_app.api import admin, assets, figures, generate, health, images, jobs, themes
 
     app = FastAPI(
         title="limner",
@@ -42,6 +42,8 @@ def create_api(edge: Edge | None) -> FastAPI:
     app.include_router(generate.router)
     # The job routes come before the image routes: /api/v2/images/{image_id} would otherwise match "jobs".
     app.include_router(jobs.router)
+    app.include_router(themes.router)
+    app.include_router(figures.router)
     app.include_router(images.router)
     app.include_router(assets.router)
     app.include_router(admin.router)

@@ -12,8 +12,9 @@ from fastapi import Depends, Request
 from serve_app.image_service import ImageService
 from serve_app.jobs.service import JobService
 from serve_app.runtime import Edge
+from serve_app.themes.service import ThemeService
 
-__all__ = ["EdgeDep", "ImagesDep", "JobsDep", "get_edge", "get_images", "get_jobs"]
+__all__ = ["EdgeDep", "ImagesDep", "JobsDep", "ThemesDep", "get_edge", "get_images", "get_jobs", "get_themes"]
 
 
 def get_edge(request: Request) -> Edge:
@@ -35,3 +36,10 @@ def get_images(edge: EdgeDep) -> ImageService:
 
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 ImagesDep = Annotated[ImageService, Depends(get_images)]
+
+
+def get_themes(edge: EdgeDep) -> ThemeService:
+    return edge.themes
+
+
+ThemesDep = Annotated[ThemeService, Depends(get_themes)]

@@ -27,7 +27,8 @@ MAX_DEADLINE_S = 30 * 86400.0
 
 def to_request(body: GenerateImageRequest) -> GenerateRequest:
     """The HTTP body as the generate kind's request."""
-    return GenerateRequest(PartialRequest(**body.model_dump(exclude={"format"})), format=body.format)
+    partial = PartialRequest(**body.model_dump(exclude={"format", "theme", "variation"}))
+    return GenerateRequest(partial, format=body.format, theme=body.theme, variation=body.variation)
 
 
 @router.post(

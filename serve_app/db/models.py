@@ -9,7 +9,9 @@ Tables:
 
 - ``images``: every stored image. A derived image (an upscale, an overlay render) is a new row whose
   ``parent_id`` points at its source and whose ``version`` counts up from the source's.
-- ``themes`` and ``overlays``: defined now; their APIs come in later issues.
+- ``themes`` and ``theme_versions``: named styles and their immutable versions (serve_app/themes/).
+- ``subjects``: recurring subjects of portraits, creatures and items (their seed base and appearance).
+- ``overlays``: defined now; its API comes in a later issue.
 - ``jobs``: every accepted request, durable before it is acknowledged (see ``serve_app.jobs``).
 - ``job_events``: the per-job event log that Server-Sent Events resume from (``Last-Event-ID`` is ``seq``).
 """
@@ -49,7 +51,9 @@ __all__ = [
     "JobSource",
     "JobStatus",
     "Overlay",
+    "Subject",
     "Theme",
+    "ThemeVersion",
     "UTCDateTime",
     "utcnow",
 ]
@@ -144,7 +148,10 @@ class Base(DeclarativeBase):
 
 
 class Theme(Base):
-    """A named visual style; ``parent_id`` lets a theme inherit and override another."""
+    """A named visual style (see :mod:`serve_app.themes`). The row is the theme's identity and its current
+    version; every version's data lives, immutable, in ``theme_versions``. ``style`` is a copy of the
+    current version's data (for listing without a join); ``parent_id`` mirrors the current version's parent,
+    so a theme with children can be found. Built-in themes (``builtin``) come from a pack in the repo."""
 
     __tablename__ = "themes"
 
@@ -152,7 +159,36 @@ class Theme(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"), index=True)
     style: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    variations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    pack: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+
+class ThemeVersion(Base):
+    """One immutable version of a theme: what a job that used ``(theme_id, version)`` was made with."""
+
+    __tablename__ = "theme_versions"
+    __table_args__ = (Index("uq_theme_versions_theme_version", "theme_id", "version", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    theme_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Subject(Base):
+    """A recurring subject (``campaign-7/mira``): the seed base and appearance its first request recorded."""
+
+    __tablename__ = "subjects"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    seed_base: Mapped[int] = mapped_column(BigInteger)
+    descriptors: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -169,6 +205,9 @@ class Image(Base):
     seed: Mapped[int | None] = mapped_column(BigInteger)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     theme_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"))
+    theme_version: Mapped[int | None] = mapped_column(Integer)
+    # The recurring subject it shows (``campaign-7/mira``), so a subject lists its images.
+    subject_key: Mapped[str | None] = mapped_column(String(128), index=True)
     model: Mapped[str | None] = mapped_column(String(255))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
@@ -192,9 +231,7 @@ class Overlay(Base):
     image_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    result_image_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("images.id", ondelete="SET NULL"), index=True
-    )
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -234,9 +271,7 @@ class Job(Base):
     # {"images": [image ids], "data": {...}} once succeeded; result_image_id is its first image.
     result: Mapped[dict[str, Any] | None] = mapped_column()
     # Indexed: purging an image sets this to NULL, which must not scan every job.
-    result_image_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("images.id", ondelete="SET NULL"), index=True
-    )
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     source: Mapped[JobSource] = mapped_column(_str_enum(JobSource, "job_source"), default=JobSource.HTTP)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -69,6 +69,7 @@ def generate_request(
         strength=job.strength,
         control_png=None if control is None else encode.encode(control.convert("RGB"), "png"),
         control_scale=control_scale,
+        door="zmq",
     )
     left = None if not job.deadline else max(0.001, job.deadline - (time.time() if now is None else now))
     # The installation paces itself: its requests are never refused for queue length.

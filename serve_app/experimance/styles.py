@@ -4,78 +4,59 @@ The installation's core already writes a prompt for the current era and biome; t
 image server got from its era LoRAs: a consistent look per era and a landscape per biome, seen from above
 (the image is projected onto a sand table). The composer applies the :class:`~pipelines.styles.Style` on top
 of the core's prompt; the bridge leaves it out when ``styles_enabled`` is off.
+
+The pack is theme data like any other (``serve_app/themes/packs/experimance/``): a root theme ``experimance``
+(the shared negatives, the aerial-view medium and lighting, one variation per biome) and a child theme
+``experimance-<era>`` per era. :func:`style_for` resolves ``experimance-<era>`` with the biome as the variation,
+which renders ``"{prompt}, <era fragment>, <biome modifier>, aerial view from above, detailed landscape,
+natural light"``. The constants below are read from that data on first use (module ``__getattr__``), so the
+YAML files are the one source of truth and importing this module reads nothing.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Final, TypeVar
 
-from pipelines.styles import Style
+from pipelines.styles import Style, ThemeData, resolve_theme, theme_chain
 from serve_app.experimance.protocol import Biome, Era
+from serve_app.themes.packs import load_pack
 
-__all__ = ["BASE_NEGATIVE", "BIOME_MODIFIERS", "ERA_FRAGMENTS", "ERA_NEGATIVES", "STYLE_PREFIX", "style_for"]
+__all__ = [
+    "BASE_NEGATIVE",
+    "BIOME_MODIFIERS",
+    "ERA_FRAGMENTS",
+    "ERA_NEGATIVES",
+    "PACK",
+    "STYLE_PREFIX",
+    "era_theme",
+    "style_for",
+]
 
 STYLE_PREFIX: Final = "experimance"
 """Style names are ``experimance/<era>/<biome>``."""
 
-BASE_NEGATIVE: Final = "text, watermark, signature, frame, border, blurry, lowres, people close-up"
-"""Negative prompt shared by every era."""
+PACK: Final = "experimance"
+"""The theme pack the styles come from; its root theme has the same name."""
 
-ERA_FRAGMENTS: Final[MappingProxyType[Era, str]] = MappingProxyType(
-    {
-        Era.WILDERNESS: "untouched wilderness, pristine nature, no trace of people",
-        Era.PRE_INDUSTRIAL: "pre-industrial settlements, small villages, farmland and dirt tracks, timber and stone",
-        Era.EARLY_INDUSTRIAL: "early industrial revolution, railways, canals, brick mills and smokestacks",
-        Era.LATE_INDUSTRIAL: "late industrial age, steel works, highways, power lines, factory smog",
-        Era.MODERN: "modern development, suburbs, concrete, motorways, glass towers",
-        Era.CURRENT: "present day, dense infrastructure, solar farms, data centres, sprawling cities",
-        Era.FUTURE: "hopeful near future, green architecture, renewable energy, rewilded corridors",
-        Era.DYSTOPIA: "dystopian collapse, toxic haze, scarred land, abandoned megastructures",
-        Era.RUINS: "overgrown ruins, nature reclaiming crumbling concrete, moss and vines",
-    }
-)
-"""What each era adds to the prompt."""
-
-ERA_NEGATIVES: Final[MappingProxyType[Era, str]] = MappingProxyType(
-    {
-        Era.WILDERNESS: "buildings, roads, vehicles, fences",
-        Era.PRE_INDUSTRIAL: "cars, power lines, skyscrapers, asphalt",
-        Era.EARLY_INDUSTRIAL: "cars, skyscrapers, solar panels",
-        Era.LATE_INDUSTRIAL: "solar panels, futuristic buildings",
-        Era.MODERN: "ruins, medieval buildings",
-        Era.CURRENT: "ruins, medieval buildings",
-        Era.FUTURE: "pollution, smog, ruins",
-        Era.DYSTOPIA: "lush pristine nature, clean sky",
-        Era.RUINS: "intact modern buildings, traffic",
-    }
-)
-"""What each era steers away from, added to :data:`BASE_NEGATIVE`."""
-
-BIOME_MODIFIERS: Final[MappingProxyType[Biome, str]] = MappingProxyType(
-    {
-        Biome.RAINFOREST: "dense tropical rainforest canopy, humid mist",
-        Biome.TEMPERATE_FOREST: "temperate forest, mixed green woodland",
-        Biome.BOREAL_FOREST: "boreal forest, dark conifers, taiga lakes",
-        Biome.DECIDUOUS_FOREST: "deciduous forest, broadleaf trees in autumn colours",
-        Biome.DESERT: "arid desert, sand dunes, dry wadis",
-        Biome.MOUNTAIN: "rugged mountains, ridges and valleys, snow-capped peaks",
-        Biome.TROPICAL_ISLAND: "tropical island, turquoise lagoon, white beaches, coral reef",
-        Biome.RIVER: "winding river valley, meanders, floodplain",
-        Biome.TUNDRA: "tundra, permafrost, low shrubs and lichen",
-        Biome.STEPPE: "open steppe, endless grassland, dry wind",
-        Biome.COASTAL: "rocky coastline, cliffs, surf and tidal flats",
-        Biome.SWAMP: "swamp wetland, still dark water, reeds and mangroves",
-        Biome.PLAINS: "wide plains, rolling prairie, big sky",
-        Biome.ARCTIC: "arctic ice sheet, glaciers, frozen sea",
-        Biome.JUNGLE: "thick jungle, vines, tangled undergrowth, hidden rivers",
-    }
-)
-"""What each biome adds to the prompt."""
+# Read from the pack on first access (see __getattr__); declared here for type checkers and readers.
+BASE_NEGATIVE: str
+"""Negative prompt shared by every era (the root theme's negative fragments)."""
+ERA_FRAGMENTS: MappingProxyType[Era, str]
+"""What each era adds to the prompt (the era theme's fragments)."""
+ERA_NEGATIVES: MappingProxyType[Era, str]
+"""What each era steers away from, added to :data:`BASE_NEGATIVE` (the era theme's negative fragments)."""
+BIOME_MODIFIERS: MappingProxyType[Biome, str]
+"""What each biome adds to the prompt (the root theme's variation named after the biome)."""
 
 _E = TypeVar("_E", Era, Biome)
 
-_VIEW: Final = "aerial view from above, detailed landscape, natural light"
+
+def era_theme(era: Era) -> str:
+    """The name of the pack's theme for ``era`` (``experimance-pre-industrial`` for ``pre_industrial``)."""
+    return f"{PACK}-{era.value.replace('_', '-')}"
 
 
 def style_for(era: Era | str, biome: Biome | str) -> Style:
@@ -93,12 +74,44 @@ def style_for(era: Era | str, biome: Biome | str) -> Style:
     """
     era_value = _member(Era, era, "era")
     biome_value = _member(Biome, biome, "biome")
-    fragments = ", ".join((ERA_FRAGMENTS[era_value], BIOME_MODIFIERS[biome_value], _VIEW))
-    return Style(
-        name=f"{STYLE_PREFIX}/{era_value.value}/{biome_value.value}",
-        prompt_template="{prompt}, " + fragments,
-        negative_prompt=f"{BASE_NEGATIVE}, {ERA_NEGATIVES[era_value]}",
-    )
+    style = resolve_theme(_chain(era_value), biome_value.value)
+    return replace(style, name=f"{STYLE_PREFIX}/{era_value.value}/{biome_value.value}")
+
+
+def __getattr__(name: str) -> object:
+    if name == "BASE_NEGATIVE":
+        return _base_negative()
+    if name == "ERA_FRAGMENTS":
+        return _era_texts()[0]
+    if name == "ERA_NEGATIVES":
+        return _era_texts()[1]
+    if name == "BIOME_MODIFIERS":
+        return _biome_modifiers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _chain(era: Era) -> tuple[ThemeData, ...]:
+    themes = {theme.name: theme for theme in load_pack(PACK)}
+    return tuple(theme_chain(era_theme(era), themes.get))
+
+
+@functools.cache
+def _base_negative() -> str:
+    return ", ".join(_chain(Era.WILDERNESS)[0].negative_fragments)
+
+
+@functools.cache
+def _era_texts() -> tuple[MappingProxyType[Era, str], MappingProxyType[Era, str]]:
+    fragments = {era: ", ".join(_chain(era)[-1].fragments) for era in Era}
+    negatives = {era: ", ".join(_chain(era)[-1].negative_fragments) for era in Era}
+    return MappingProxyType(fragments), MappingProxyType(negatives)
+
+
+@functools.cache
+def _biome_modifiers() -> MappingProxyType[Biome, str]:
+    variations = _chain(Era.WILDERNESS)[0].variations
+    return MappingProxyType({biome: ", ".join(variations[biome.value].fragments) for biome in Biome})
 
 
 def _member(enum: type[_E], value: _E | str, name: str) -> _E:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +22,18 @@ from serve_app.images import ImageNotFound, ImageRecord, ImageRepository
 from serve_app.jobs.base import PermanentJobError
 from serve_app.schemas import ComposedRequest, GeneratedImage, PartialRequest
 from serve_app.store import AssetNotFound
+from serve_app.themes.base import ResolvedTheme
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
     from serve_app.jobs.dispatcher import ProgressFn
+    from serve_app.moderation import Moderator
     from serve_app.services import Services
+    from serve_app.subjects import SubjectStore
+    from serve_app.themes.service import ThemeService
 
-__all__ = ["ComposeFn", "Stages", "StreamFn"]
+__all__ = ["ComposeFn", "Stages", "StreamBatchFn", "StreamFn"]
 
 logger = logging.getLogger("ray.serve.limner.jobs")
 
@@ -38,6 +42,9 @@ ComposeFn = Callable[[PartialRequest, Style | None], Awaitable[ComposedRequest]]
 StreamFn = Callable[[ComposedRequest], AsyncIterator[dict[str, Any]]]
 """The generator: streams ``{"type": "progress", "step", "total"}`` then ``{"type": "image", "image"}``.
 Closing the stream early cancels the generation at its next step."""
+StreamBatchFn = Callable[[Sequence[ComposedRequest]], AsyncIterator[dict[str, Any]]]
+"""The generator, for a family of requests queued together (one batch when they share a key): streams the
+family's progress, then ``{"type": "image", "index", "image"}`` per request."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class Stages:
         stream_fn: The generator.
         result_ttl_s: Lifetime of a result-cache entry; None keeps it.
         limits: The generator's request bounds (``generator.limits``), for a kind's own checks.
+        stream_batch_fn: The generator for a family of requests; without it a family runs one by one.
+        themes: Resolves ``theme`` references; None: requests cannot name a theme.
+        subjects: Records recurring subjects; None: ``subject_key`` is refused.
+        moderator: The content policy; None: nothing is checked.
     """
 
     services: Services
@@ -57,6 +68,10 @@ class Stages:
     stream_fn: StreamFn
     result_ttl_s: float | None = None
     limits: GenerationLimits = field(default_factory=GenerationLimits)
+    stream_batch_fn: StreamBatchFn | None = None
+    themes: ThemeService | None = None
+    subjects: SubjectStore | None = None
+    moderator: Moderator | None = None
 
     @property
     def images(self) -> ImageRepository:
@@ -64,9 +79,34 @@ class Stages:
 
     # -- compose ---------------------------------------------------------------------------------------
 
-    async def compose(self, partial: PartialRequest, style: Style | None = None) -> ComposedRequest:
-        """The full generation request for ``partial`` (raises ``InputError`` naming a bad field)."""
+    async def compose(self, partial: Any, style: Style | None = None) -> ComposedRequest:
+        """The full generation request for ``partial`` (a :class:`PartialRequest`, or a figure's
+        :class:`~serve_app.schemas.FigureCompose`); raises ``InputError`` naming a bad field."""
         return await self.compose_fn(partial, style)
+
+    async def resolve_theme(self, ref: str | None, variation: str | None, kind: str) -> ResolvedTheme | None:
+        """The theme a request named, resolved for ``kind`` (None when it named none).
+
+        Raises:
+            InputError: A variation without a theme, an unknown variation, a theme not for ``kind``.
+            ThemeNotFound: No such theme.
+        """
+        if ref is None:
+            if variation is not None:
+                raise InputError("variation", variation, "omitted unless a theme is given")
+            return None
+        if self.themes is None:
+            raise InputError("theme", ref, "omitted: this service has no themes")
+        return await self.themes.resolve(ref, variation=variation, kind=kind)
+
+    def moderate(self, fields: Mapping[str, str], theme: ResolvedTheme | None, *, door: str = "http") -> None:
+        """Applies the content policy (with the theme's own rules) to ``fields``; raises ``ModerationError``."""
+        if self.moderator is None:
+            return
+        rules = theme.style.moderation if theme is not None else None
+        allow = rules.allow if rules is not None else ()
+        block = rules.block if rules is not None else ()
+        self.moderator.check(fields, allow, block, door=door)
 
     # -- assets ----------------------------------------------------------------------------------------
 
@@ -122,33 +162,96 @@ class Stages:
             raise RuntimeError("the generator's stream ended without an image")
         return result
 
-    async def generate_image(self, composed: ComposedRequest, progress: ProgressFn, *, cacheable: bool) -> str:
+    async def generate_image(
+        self,
+        composed: ComposedRequest,
+        progress: ProgressFn,
+        *,
+        cacheable: bool,
+        record: Mapping[str, Any] | None = None,
+    ) -> str:
         """Generates and stores one image, unless an identical request already made it; returns its id.
 
         An image this very request made before (an earlier attempt of the same job that died before finishing
         it, or, for a cacheable request, any earlier job) is the answer: the database is the durable cache.
         Cacheable requests also consult the result cache, and identical ones in flight share one generation.
+        ``record`` adds image columns (``theme_id``, ``theme_version``, ``subject_key``, ``kind``).
         """
         earlier = await self.images.find_by_request_hash(composed.request_hash)
         if earlier is not None and await self.services.store.exists(earlier.content_hash, earlier.format):
             return str(earlier.id)
         if not cacheable:
-            return await self._generate_and_record(composed, progress)
+            return await self._generate_and_record(composed, progress, record)
         results, ttl = self.services.results, self.result_ttl_s
         cached = await results.get(composed.request_hash)
         if isinstance(cached, str) and await self._still_there(cached):
             return cached
         value = await results.get_or_compute(
-            composed.request_hash, lambda: self._generate_and_record(composed, progress), ttl_s=ttl
+            composed.request_hash, lambda: self._generate_and_record(composed, progress, record), ttl_s=ttl
         )
         if not isinstance(value, str) or not await self._still_there(value):  # a stale entry: overwrite it
-            value = await self._generate_and_record(composed, progress)
+            value = await self._generate_and_record(composed, progress, record)
             await results.set(composed.request_hash, value, ttl_s=ttl)
         return value
 
-    async def _generate_and_record(self, composed: ComposedRequest, progress: ProgressFn) -> str:
-        generated = await self.generate(composed, progress)
+    async def generate_family(
+        self,
+        family: Sequence[ComposedRequest],
+        progress: ProgressFn,
+        *,
+        cacheable: bool,
+        record: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Generates and stores a family of images (one job's variations) and returns their ids in order.
+
+        Members an earlier attempt (or, when ``cacheable``, an earlier job) already made are reused; the rest
+        are queued together, so the generator runs them as one batch when they share a batch key.
+
+        Args:
+            family: The composed requests.
+            progress: Reports the family's denoising steps.
+            cacheable: Seeded by the client: any earlier image of the same request answers it.
+            record: Extra image columns for every stored image (``kind``, ``theme_id``, ``theme_version``,
+                ``subject_key``, ``settings``).
+        """
+        ids: list[str | None] = []
+        for composed in family:
+            earlier = await self.images.find_by_request_hash(composed.request_hash)
+            if earlier is not None and await self.services.store.exists(earlier.content_hash, earlier.format):
+                ids.append(str(earlier.id))
+                continue
+            cached = await self.services.results.get(composed.request_hash) if cacheable else None
+            ids.append(cached if isinstance(cached, str) and await self._still_there(cached) else None)
+        missing = [i for i, found in enumerate(ids) if found is None]
+        if missing:
+            todo = [family[i] for i in missing]
+            if self.stream_batch_fn is None or len(todo) == 1:
+                generated = [await self.generate(c, progress) for c in todo]
+            else:
+                generated = await self._generate_batch(todo, progress)
+            for i, image in zip(missing, generated, strict=True):
+                ids[i] = await self._record_generated(family[i], image, record)
+                if cacheable:
+                    await self.services.results.set(family[i].request_hash, ids[i], ttl_s=self.result_ttl_s)
+        return [str(i) for i in ids]
+
+    async def _generate_batch(self, family: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
+        assert self.stream_batch_fn is not None
+        results: dict[int, GeneratedImage] = {}
+        async for event in self.stream_batch_fn(family):
+            if event["type"] == "progress":
+                await progress(event["step"], event["total"])
+            elif event["type"] == "image":
+                results[int(event["index"])] = event["image"]
+        if len(results) != len(family):
+            raise RuntimeError(f"the generator returned {len(results)} of {len(family)} images")
+        return [results[i] for i in range(len(family))]
+
+    async def _record_generated(
+        self, composed: ComposedRequest, generated: GeneratedImage, record: Mapping[str, Any] | None = None
+    ) -> str:
         request = composed.request
+        extra = dict(record or {})
         settings = {
             "request_hash": composed.request_hash,
             "strength": request.strength if request.mode == "img2img" else None,
@@ -156,6 +259,8 @@ class Stages:
             "guidance": request.guidance,
             "scheduler": request.scheduler,
             "mode": request.mode,
+            "batch_size": generated.batch_size,
+            **extra.pop("settings", {}),
         }
         return await self.store_image(
             generated.png,
@@ -167,7 +272,13 @@ class Stages:
             model=request.model,
             settings=settings,
             request_hash=composed.request_hash,
+            **extra,
         )
+
+    async def _generate_and_record(
+        self, composed: ComposedRequest, progress: ProgressFn, record: Mapping[str, Any] | None = None
+    ) -> str:
+        return await self._record_generated(composed, await self.generate(composed, progress), record)
 
     async def _still_there(self, image_id: str) -> bool:
         try:
@@ -193,6 +304,9 @@ class Stages:
         request_hash: str | None = None,
         parent_id: uuid.UUID | None = None,
         version: int = 1,
+        theme_id: uuid.UUID | str | None = None,
+        theme_version: int | None = None,
+        subject_key: str | None = None,
     ) -> str:
         """Stores PNG bytes (blob first, then the row) and returns the image id.
 
@@ -215,6 +329,9 @@ class Stages:
                 format="png",
                 parent_id=parent_id,
                 version=version,
+                theme_id=None if theme_id is None else uuid.UUID(str(theme_id)),
+                theme_version=theme_version,
+                subject_key=subject_key,
             )
         )
         return str(record.id)
@@ -253,4 +370,7 @@ class Stages:
             request_hash=request_hash,
             parent_id=parent.id,
             version=parent.version + 1,
+            theme_id=parent.theme_id,
+            theme_version=parent.theme_version,
+            subject_key=parent.subject_key,
         )

@@ -5,7 +5,7 @@ composer and generator classes on the tiny model. No Ray."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Local:
         self.held: set[str] = set()
         self.kinds: list[JobKind] = default_kinds()
         self.routers: list[APIRouter] = []
+        self.batches: list[int] = []  # the size of every family handed to the generator at once
         self.edge: Edge
         self._gate: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,6 +57,12 @@ class Local:
             yield item
             if prompt in self.held and item["type"] == "progress" and self._gate is not None:
                 await self._gate.wait()
+
+    async def stream_batch(self, composeds: Sequence[ComposedRequest]) -> AsyncIterator[dict[str, Any]]:
+        self.batches.append(len(composeds))
+        interval = self.edge.services.jobs.progress_interval_s
+        async for item in self.generator.generate_batch_stream(composeds, interval):
+            yield item
 
     def hold(self, prompts: Iterable[str]) -> None:
         """Jobs with these prompts stay running after their first step until :meth:`release`."""
@@ -77,11 +84,12 @@ class Local:
         handles = Handles(
             compose=self.composer.compose,
             stream=self.stream,
+            stream_batch=self.stream_batch,
             readiness=self.readiness,
             generator_stats=self.generator.stats,
         )
         self.edge = build_edge(config, services, handles, kinds=self.kinds, poll_interval_s=0.05)
-        self.edge.start()
+        await self.edge.start()
 
     async def close(self) -> None:
         self.release()

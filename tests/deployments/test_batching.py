@@ -123,3 +123,34 @@ async def test_configure_applies_to_the_next_batch() -> None:
     assert [len(x) for x in rec.batches] == [1, 2, 2]
     with pytest.raises(ValueError, match="max_batch_size"):
         b.configure(max_batch_size=0, batch_wait_s=0.0)
+
+
+async def test_submit_all_queues_a_family_as_one_batch_even_on_an_idle_batcher() -> None:
+    rec = Recorder()
+    b = _batcher(rec)
+    # With submit() one by one, the first would start alone on an idle batcher; submit_all queues them together.
+    assert await b.submit_all([("a", i) for i in range(4)]) == [f"a{i}" for i in range(4)]
+    assert [len(x) for x in rec.batches] == [4]
+
+
+async def test_submit_all_beyond_the_batch_size_splits_in_order_and_returns_errors_in_place() -> None:
+    rec = Recorder()
+    b = _batcher(rec, size=4)
+    results = await b.submit_all([("a", 0), ("a", -1), ("a", 2), ("a", 3), ("a", 4), ("a", 5)])
+    assert [len(x) for x in rec.batches] == [4, 2]
+    assert results[0] == "a0" and isinstance(results[1], ValueError) and results[2:] == ["a2", "a3", "a4", "a5"]
+
+
+async def test_cancelling_submit_all_abandons_every_member() -> None:
+    rec = Recorder(hold=True)
+    b = _batcher(rec)
+    blocker = asyncio.create_task(b.submit(("z", 0)))
+    await asyncio.sleep(0.01)
+    family = asyncio.create_task(b.submit_all([("a", 1), ("a", 2)]))
+    await asyncio.sleep(0.01)
+    family.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await family
+    assert b.queued == 0  # nobody waits for them: the next batch will not run them
+    rec.release.set()
+    assert await blocker == "z0"

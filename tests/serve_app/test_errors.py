@@ -23,6 +23,7 @@ from serve_app.errors import (
     GenerationFailed,
     InvalidRequest,
     MethodNotAllowed,
+    ModerationRefused,
     NotFound,
     NotReady,
     Overloaded,
@@ -60,6 +61,7 @@ def _ray_task_error(cause: BaseException) -> BaseException:
 
 HIERARCHY = [
     (InvalidRequest, 422, "invalid_request"),
+    (ModerationRefused, 422, "moderation"),
     (Unauthorized, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),

@@ -1,17 +1,22 @@
 """Job kinds: each is one module here (see :mod:`serve_app.jobs.kinds.base` for what a kind owns)."""
 
 from serve_app.jobs.kinds.base import Accepted, JobKind, JobResult, KindPayload, KindRegistry, payload_summary
+from serve_app.jobs.kinds.figure import CreatureKind, FigureRequest, ItemKind, PortraitKind
 from serve_app.jobs.kinds.generate import GenerateKind, GeneratePayload, GenerateRequest
 
 __all__ = [
     "Accepted",
+    "CreatureKind",
+    "FigureRequest",
     "GenerateKind",
     "GeneratePayload",
     "GenerateRequest",
+    "ItemKind",
     "JobKind",
     "JobResult",
     "KindPayload",
     "KindRegistry",
+    "PortraitKind",
     "default_kinds",
     "payload_summary",
 ]
@@ -19,4 +24,4 @@ __all__ = [
 
 def default_kinds() -> list[JobKind]:
     """The kinds limner runs: every job the service accepts is of one of these."""
-    return [GenerateKind()]
+    return [GenerateKind(), PortraitKind(), CreatureKind(), ItemKind()]

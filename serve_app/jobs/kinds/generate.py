@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
+from pipelines.errors import InputError
 from pipelines.prompts import request_hash
 from pipelines.request import GenerationRequest
 from pipelines.styles import Style
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from serve_app.jobs.dispatcher import ProgressFn
     from serve_app.jobs.stages import Stages
 
-__all__ = ["GenerateKind", "GeneratePayload", "GenerateRequest"]
+__all__ = ["GenerateKind", "GeneratePayload", "GenerateRequest", "generation_fields"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class GenerateRequest:
         strength: img2img strength with ``init_png`` (0.75 when None).
         control_png: ControlNet conditioning (a depth map), or None.
         control_scale: ControlNet conditioning scale with ``control_png``.
+        theme: A theme reference (``name``, ``id``, optional ``@version``), resolved at acceptance; not with
+            ``style``.
+        variation: One of the theme's variations.
+        door: Where it came in (``http``, ``zmq``), for the moderation log.
     """
 
     partial: PartialRequest
@@ -50,6 +55,9 @@ class GenerateRequest:
     strength: float | None = None
     control_png: bytes | None = field(default=None, repr=False)
     control_scale: float = 1.0
+    theme: str | None = None
+    variation: str | None = None
+    door: str = "http"
 
 
 class GeneratePayload(KindPayload):
@@ -61,6 +69,8 @@ class GeneratePayload(KindPayload):
     generation: dict[str, Any] = Field(..., description="The composed GenerationRequest, images aside.")
     init_image: str | None = Field(None, description="Content hash of the img2img start image.")
     control_image: str | None = Field(None, description="Content hash of the ControlNet conditioning image.")
+    theme_id: str | None = Field(None, description="Id of the theme applied (see ``theme`` for its version).")
+    theme: dict[str, Any] | None = Field(None, description="The theme used: id, name, version, variation, chain.")
 
     async def composed(self, stages: Stages) -> ComposedRequest:
         """The generation request this payload describes, with its images loaded from the store."""
@@ -86,16 +96,30 @@ class GenerateKind:
         job refers to them by hash."""
         given = {k: v for k, v in asdict(request.partial).items() if v is not None}
         identity = {"request": dict(given), "format": request.format}
+        if request.theme is not None:
+            identity.update(theme=request.theme, variation=request.variation)
+        if request.theme is not None and request.style is not None:
+            raise InputError("theme", request.theme, "omitted when a style is given")
+        theme = await stages.resolve_theme(request.theme, request.variation, self.name)
+        style = theme.style if theme is not None else request.style
+        stages.moderate({"prompt": request.partial.prompt}, theme, door=request.door)
         cacheable = request.partial.seed is not None
         if not cacheable:
-            given["seed"] = secrets.randbelow(2**32)
-        composed = await stages.compose(PartialRequest(**given), request.style)
+            seed_base = style.consistency.seed_base if style is not None else None
+            given["seed"] = seed_base if seed_base is not None else secrets.randbelow(2**32)
+        composed = await stages.compose(PartialRequest(**given), style)
+        stages.moderate({"prompt": composed.request.prompt}, theme, door=request.door)  # with the theme's words
         generation, init_sha, control_sha = composed.request, None, None
-        if request.init_png is not None:
-            init_sha = await stages.put_png(request.init_png, "init_image")
+        init_png, strength = request.init_png, request.strength
+        reference = style.consistency if style is not None else None
+        if init_png is None and reference is not None and reference.reference_image is not None:
+            init_sha = reference.reference_image  # the theme's reference image starts every image
+            strength = strength or reference.reference_strength
+        elif init_png is not None:
+            init_sha = await stages.put_png(init_png, "init_image")
+        if init_sha is not None:
             start = await stages.load_png(init_sha, "init_image")
-            strength = request.strength or 0.75
-            generation = replace(generation, mode="img2img", strength=strength, init_image=start)
+            generation = replace(generation, mode="img2img", strength=strength or 0.75, init_image=start)
         if request.control_png is not None:
             control_sha = await stages.put_png(request.control_png, "control_image")
             control = await stages.load_png(control_sha, "control_image")
@@ -106,9 +130,11 @@ class GenerateKind:
             request=given,
             cacheable=cacheable,
             format=request.format,
-            style=None if request.style is None else request.style.name,
+            style=None if style is None else style.name,
+            theme_id=None if theme is None else str(theme.id),
+            theme=None if theme is None else theme.record(),
             request_hash=request_hash(generation, init_sha, control_sha),
-            generation=_generation_fields(generation),
+            generation=generation_fields(generation),
             init_image=init_sha,
             control_image=control_sha,
         )
@@ -117,8 +143,13 @@ class GenerateKind:
     async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
         payload = GeneratePayload.of(job)
         composed = await payload.composed(stages)
-        image_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable)
-        data = {"request_hash": payload.request_hash, "seed": composed.request.seed}
+        record = (
+            {} if payload.theme is None else {"theme_id": payload.theme_id, "theme_version": payload.theme["version"]}
+        )
+        image_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable, record=record)
+        data: dict[str, Any] = {"request_hash": payload.request_hash, "seed": composed.request.seed}
+        if payload.theme is not None:
+            data["theme"] = payload.theme
         return JobResult(images=(image_id,), data=data)
 
     def referenced_assets(self, payload: Mapping[str, Any]) -> set[str]:
@@ -126,7 +157,6 @@ class GenerateKind:
         return {sha for sha in (parsed.init_image, parsed.control_image) if sha is not None}
 
 
-def _generation_fields(request: GenerationRequest) -> dict[str, Any]:
+def generation_fields(request: GenerationRequest) -> dict[str, Any]:
     """The JSON form of a composed request; its images travel by content hash beside it."""
     return {f.name: getattr(request, f.name) for f in fields(request) if f.name not in ("init_image", "control_image")}
-

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from serve_app.db import Base, current_revision, downgrade, head_revision, make_engine, migrate
 
-TABLES = {"images", "job_events", "jobs", "overlays", "themes"}
+TABLES = {"images", "job_events", "jobs", "overlays", "subjects", "theme_versions", "themes"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

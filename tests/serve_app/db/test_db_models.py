@@ -25,7 +25,7 @@ from serve_app.db import (
 async def test_rows_round_trip_portably(engine: AsyncEngine) -> None:
     sessions = make_session_factory(engine)
     when = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
-    theme = Theme(name="grimdark", style={"palette": ["#000", "#300"]}, variations={"night": {"fog": 0.4}})
+    theme = Theme(name="grimdark", style={"palette": ["#000", "#300"], "variations": {"night": {"fog": 0.4}}})
     async with sessions() as session, session.begin():
         session.add(theme)
         await session.flush()

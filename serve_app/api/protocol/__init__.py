@@ -71,6 +71,10 @@ class GenerateImageRequest(BaseModel):
     )
     scheduler: str | None = Field(None, max_length=64, description="euler, euler_a, ddim, dpmpp_2m or dpmpp_2m_karras.")
     format: Literal["png", "webp", "jpeg"] = Field("png", description="Encoding of the returned image.")
+    theme: str | None = Field(
+        None, max_length=140, description="A theme by name or id, optionally pinned: `ink-and-wash@2`."
+    )
+    variation: str | None = Field(None, max_length=64, description="One of the theme's variations (`night`).")
 
 
 class ReadyResponse(BaseModel):
