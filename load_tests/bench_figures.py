@@ -95,8 +95,9 @@ def compose_us(samples: int) -> dict[str, object]:
         baselines.append((t2 - t1) / 1000)
     value, baseline = statistics.median(values), statistics.median(baselines)
     return {
-        "metric": "compose_us",
+        "bench": "compose_us",
         "value": round(value, 2),
+        "unit": "us",
         "baseline": round(baseline, 2),
         "ratio": round(value / baseline, 2),
         "p90_us": round(statistics.quantiles(values, n=10)[-1], 2),
@@ -158,8 +159,9 @@ async def variations_gain(rounds: int) -> dict[str, object]:
     stats = await generator.stats()
     value, baseline = statistics.median(seq), statistics.median(fam)
     return {
-        "metric": "variations_gain",
+        "bench": "variations_gain",
         "value": round(value / baseline, 2),
+        "unit": "x",
         "sequential_s": round(value, 4),
         "family_s": round(baseline, 4),
         "ratio": round(value / baseline, 2),
