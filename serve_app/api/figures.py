@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from serve_app.api.deps import EdgeDep, ImagesDep, JobsDep
 from serve_app.api.protocol import JobResponse
 from serve_app.api.protocol.figures import CreatureRequest, ItemRequest, PortraitRequest, SubjectResponse
-from serve_app.api.responses import IMAGES_PREFIX, JOBS_PREFIX, job_with_asset
-from serve_app.errors import InvalidRequest, error_responses
+from serve_app.api.responses import IMAGES_PREFIX, accept_job
+from serve_app.errors import error_responses
 from serve_app.image_service import ImageService
 from serve_app.jobs.kinds.figure import FigureRequest
-from serve_app.jobs.service import JobService, SubmitOptions
+from serve_app.jobs.service import JobService
 
 __all__ = ["router"]
 
@@ -38,22 +38,8 @@ async def _submit(
     priority: int | None,
     idempotency_key: str | None,
 ) -> JSONResponse:
-    cap = jobs.config.max_client_priority
-    if priority is not None and priority > cap:
-        raise InvalidRequest(f"priority={priority} is not allowed: at most {cap}", param="priority")
-    options = SubmitOptions(
-        priority=jobs.config.http_priority if priority is None else priority, idempotency_key=idempotency_key
-    )
-    job, _ = await jobs.submit(kind, FigureRequest(body.to_spec()), options)
-    status = 202
-    if wait > 0:
-        job = await jobs.wait(job.id, wait)
-        if job.status.is_final:
-            status = 200
-    out = await job_with_asset(job, images)
-    return JSONResponse(
-        out.model_dump(mode="json"), status_code=status, headers={"Location": f"{JOBS_PREFIX}/{job.id}"}
-    )
+    request = FigureRequest(body.to_spec())
+    return await accept_job(jobs, images, kind, request, wait=wait, priority=priority, idempotency_key=idempotency_key)
 
 
 @router.post(

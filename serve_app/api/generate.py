@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from pipelines.encode import FORMATS
 from serve_app.api.deps import ImagesDep, JobsDep
 from serve_app.api.protocol import GenerateImageRequest, JobResponse
-from serve_app.api.responses import JOBS_PREFIX, job_with_asset
-from serve_app.errors import InvalidRequest, error_responses
+from serve_app.api.responses import accept_job
+from serve_app.errors import error_responses
 from serve_app.jobs.kinds.generate import GenerateRequest
 from serve_app.jobs.service import SubmitOptions
 from serve_app.schemas import PartialRequest
@@ -100,21 +100,13 @@ async def submit_job(
     `wait=S`, answers 200 with the finished job if it finishes within S seconds. The same
     `Idempotency-Key` with the same body returns the same job; with another body, 409.
     """
-    cap = jobs.config.max_client_priority
-    if priority is not None and priority > cap:
-        # Above the cap run the installation's jobs (the bridge's priority): no HTTP client outranks them.
-        raise InvalidRequest(f"priority={priority} is not allowed: at most {cap}", param="priority")
-    options = SubmitOptions(
-        priority=jobs.config.http_priority if priority is None else priority,
+    return await accept_job(
+        jobs,
+        images,
+        "generate",
+        to_request(body),
+        wait=wait,
+        priority=priority,
         idempotency_key=idempotency_key,
         deadline_s=deadline_s,
     )
-    job, _ = await jobs.submit("generate", to_request(body), options)
-    status = 202
-    if wait > 0:
-        job = await jobs.wait(job.id, wait)
-        if job.status.is_final:
-            status = 200
-    out = await job_with_asset(job, images)
-    location = {"Location": f"{JOBS_PREFIX}/{job.id}"}
-    return JSONResponse(out.model_dump(mode="json"), status_code=status, headers=location)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi.responses import Response
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response
 
 from pipelines.encode import FORMATS
 from serve_app.api.protocol import JobResponse, JobResult
-from serve_app.errors import NotFound
+from serve_app.errors import InvalidRequest, NotFound
 from serve_app.image_service import Asset, ImageService
 from serve_app.jobs import JobRecord
 from serve_app.jobs.kinds import payload_summary
-from serve_app.jobs.service import result_of
+from serve_app.jobs.service import JobService, SubmitOptions, result_of
 
 __all__ = [
     "IMAGES_PREFIX",
     "IMMUTABLE",
     "JOBS_PREFIX",
     "Unsatisfiable",
+    "accept_job",
     "asset_response",
     "job_response",
     "job_with_asset",
@@ -150,3 +153,40 @@ async def job_with_asset(job: JobRecord, images: ImageService) -> JobResponse:
             return out
         out.links["asset"] = images.asset_url(image.content_hash, payload_summary(job.payload).format)
     return out
+
+
+async def accept_job(
+    jobs: JobService,
+    images: ImageService,
+    kind: str,
+    request: Any,
+    *,
+    wait: float,
+    priority: int | None,
+    idempotency_key: str | None,
+    deadline_s: float | None = None,
+) -> JSONResponse:
+    """Submits a job of ``kind`` as a kind's ``POST`` route does, and answers it: 202 with the job and a
+    ``Location``, or 200 with the finished job when it finishes within ``wait`` seconds.
+
+    Raises:
+        InvalidRequest: ``priority`` is above ``jobs.max_client_priority`` (what runs above it is the
+            installation's: no HTTP client outranks it).
+    """
+    cap = jobs.config.max_client_priority
+    if priority is not None and priority > cap:
+        raise InvalidRequest(f"priority={priority} is not allowed: at most {cap}", param="priority")
+    options = SubmitOptions(
+        priority=jobs.config.http_priority if priority is None else priority,
+        idempotency_key=idempotency_key,
+        deadline_s=deadline_s,
+    )
+    job, _ = await jobs.submit(kind, request, options)
+    status = 202
+    if wait > 0:
+        job = await jobs.wait(job.id, wait)
+        if job.status.is_final:
+            status = 200
+    out = await job_with_asset(job, images)
+    location = {"Location": f"{JOBS_PREFIX}/{job.id}"}
+    return JSONResponse(out.model_dump(mode="json"), status_code=status, headers=location)

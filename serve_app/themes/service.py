@@ -13,7 +13,6 @@ second by default), which is how long another replica's update takes to be seen 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -26,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipelines.errors import InputError
-from pipelines.request import SCHEDULER_NAMES, GenerationLimits
+from pipelines.request import GenerationLimits
 from pipelines.styles import ThemeData, ThemeError, resolve_theme, theme_chain, theme_from_dict, theme_to_dict
 from serve_app.db import READ_ONLY, Job, Theme, ThemeVersion, make_session_factory, utcnow
 from serve_app.themes.base import (
@@ -42,8 +41,6 @@ from serve_app.themes.base import (
 __all__ = ["ThemeService"]
 
 logger = logging.getLogger("ray.serve.limner.themes")
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 ModerateFn = Callable[[Mapping[str, str], Collection[str], Collection[str]], None]
 """``(fields, allow, block)``: raises ``ModerationError`` when a field breaks the policy."""
@@ -322,7 +319,7 @@ class ThemeService:
         row = await self._row(parsed)
         version = await self._version(row.id, parsed.version or row.version, ref)
         as_of = version.created_at if parsed.version is not None else None
-        chain = await self._chain(version.data, as_of)
+        chain = await self._chain(version.data, as_of, own_version=version.version)
         style = resolve_theme([data for data, _ in chain], variation)
         if kind is not None and style.kinds is not None and kind not in style.kinds:
             raise InputError("theme", ref, f"a theme supporting {kind!r} ({row.name!r} supports {list(style.kinds)})")
@@ -333,9 +330,12 @@ class ThemeService:
         chain = await self._chain(theme, None)
         return resolve_theme([data for data, _ in chain], variation)
 
-    async def _chain(self, theme: ThemeData, as_of: datetime | None) -> list[tuple[ThemeData, int]]:
-        """``theme`` and its ancestors, root first, each with its version (as of ``as_of`` when given)."""
-        found: dict[str, tuple[ThemeData, int]] = {theme.name: (theme, 0)}
+    async def _chain(
+        self, theme: ThemeData, as_of: datetime | None, own_version: int = 0
+    ) -> list[tuple[ThemeData, int]]:
+        """``theme`` (at ``own_version``; 0 for one not stored yet) and its ancestors, root first, each with its
+        version (as of ``as_of`` when given)."""
+        found: dict[str, tuple[ThemeData, int]] = {theme.name: (theme, own_version)}
         pending = theme.parent
         depth = 0
         while pending is not None and pending not in found and depth <= self.max_depth:
@@ -348,15 +348,12 @@ class ThemeService:
             found[pending] = (record.data, record.version)
             pending = record.data.parent
         ordered = theme_chain(theme.name, lambda name: found[name][0] if name in found else None, self.max_depth)
-        own_version = found[theme.name][1]
-        return [(data, found[data.name][1] if data.name != theme.name else own_version) for data in ordered]
+        return [(data, found[data.name][1]) for data in ordered]
 
     # -- helpers ---------------------------------------------------------------------------------------
 
     def _parse(self, body: Mapping[str, Any]) -> ThemeData:
-        theme = theme_from_dict(body)
-        if not _NAME.match(theme.name):
-            raise InputError("name", theme.name, "lowercase letters, digits and '-', at most 64, starting alphanumeric")
+        theme = theme_from_dict(body)  # strict: names, types, colours, schedulers
         if ThemeRef(theme.name).id is not None:
             raise InputError("name", theme.name, "a name that is not an id")
         return theme
@@ -386,6 +383,7 @@ class ThemeService:
             self._moderate(fields, style.moderation.allow, style.moderation.block)
 
     def _check_settings(self, settings: Mapping[str, object], param: str) -> None:
+        """Settings inside this generator's limits (their types and names were checked by the parser)."""
         limits = self._limits
         steps = settings.get("steps")
         if steps is not None and not (isinstance(steps, int) and 1 <= steps <= limits.max_steps):
@@ -395,9 +393,6 @@ class ThemeService:
             isinstance(guidance, int | float) and 0 <= float(guidance) <= limits.max_guidance
         ):
             raise InputError(f"{param}.guidance", guidance, f"a number from 0 to {limits.max_guidance}")
-        scheduler = settings.get("scheduler")
-        if scheduler is not None and scheduler not in SCHEDULER_NAMES:
-            raise InputError(f"{param}.scheduler", scheduler, f"one of {list(SCHEDULER_NAMES)}")
 
     def _check_sizes(self, sizes: Mapping[str, tuple[int, int]], param: str) -> None:
         limits = self._limits
