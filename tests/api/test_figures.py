@@ -20,11 +20,15 @@ from serve_app.schemas import PartialRequest
 from tests.api.conftest import Local
 
 IMAGES = "/api/v2/images"
+PORTRAITS = "/api/v2/images/portraits"
+CREATURES = "/api/v2/images/creatures"
+ITEMS = "/api/v2/images/items"
+SUBJECTS = "/api/v2/images/subjects"
 SMALL = {"width": 64, "height": 64}
 
 
 def _job(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = client.post(f"{IMAGES}/{path}?wait=120", json={**SMALL, **body})
+    response = client.post(f"{path}?wait=120", json={**SMALL, **body})
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["status"] == "succeeded", job
@@ -40,7 +44,7 @@ def _png(client: TestClient, image_id: str) -> Image.Image:
 def test_variations_are_one_job_one_batch_one_seed_family(client: TestClient, local: Local) -> None:
     before = list(local.batches)
     body = {"character": {"name": "Mira", "ancestry": "elf", "role": "ranger"}, "variations": 4, "seed": 1000}
-    job = _job(client, "portraits", body)
+    job = _job(client, PORTRAITS, body)
     data = job["result"]["data"]
     assert data["seeds"] == [1000, 1001, 1002, 1003]
     assert len(job["result"]["images"]) == 4
@@ -53,14 +57,14 @@ def test_variations_are_one_job_one_batch_one_seed_family(client: TestClient, lo
 
 
 def test_a_family_larger_than_a_batch_still_finishes_in_order(client: TestClient, local: Local) -> None:
-    job = _job(client, "portraits", {"character": {"name": "Oren"}, "variations": 6, "seed": 7})
+    job = _job(client, PORTRAITS, {"character": {"name": "Oren"}, "variations": 6, "seed": 7})
     assert job["result"]["data"]["seeds"] == list(range(7, 13))
     assert len(set(job["result"]["images"])) == 6
 
 
 def test_creature_token_is_round_and_transparent_outside_the_ring(client: TestClient) -> None:
     body = {"creature": {"type": "dragon", "size": "Huge"}, "token": True, "seed": 3}
-    job = _job(client, "creatures", body)
+    job = _job(client, CREATURES, body)
     entry = job["result"]["data"]["variations"][0]
     token = _png(client, entry["token_image_id"])
     assert token.mode == "RGBA"
@@ -78,7 +82,7 @@ def test_creature_token_is_round_and_transparent_outside_the_ring(client: TestCl
 
 def test_item_card_band_is_in_the_rarity_colour(client: TestClient) -> None:
     body = {"item": {"category": "weapon", "type": "longsword", "rarity": "legendary"}, "card": True, "seed": 5}
-    job = _job(client, "items", body)
+    job = _job(client, ITEMS, body)
     card = _png(client, job["result"]["data"]["variations"][0]["card_image_id"]).convert("RGB")
     layout = card_layout(card.width, card.height)
     x0, y0, x1, y1 = layout.band_box
@@ -92,7 +96,7 @@ def test_item_card_band_is_in_the_rarity_colour(client: TestClient) -> None:
 
 def test_item_size_reference_states_its_lengths(client: TestClient) -> None:
     body = {"item": {"category": "potion", "rarity": "common"}, "size_reference": "coin", "seed": 9}
-    data = _job(client, "items", body)["result"]["data"]
+    data = _job(client, ITEMS, body)["result"]["data"]
     assert data["reference_length_cm"] > 0 and data["item_length_cm"] > 0
     reference = _png(client, data["variations"][0]["reference_image_id"])
     assert reference.width > 64  # the canvas grew to hold the cue
@@ -102,27 +106,27 @@ def test_subject_key_keeps_seed_base_and_descriptors(client: TestClient) -> None
     key = "campaign-7/mira-test"
     first = _job(
         client,
-        "portraits",
+        PORTRAITS,
         {"character": {"name": "Mira", "ancestry": "elf", "hair": "silver braid", "eyes": "green"}, "subject_key": key},
     )["result"]["data"]
     second = _job(
         client,
-        "portraits",
+        PORTRAITS,
         {"character": {"name": "Mira", "expression": "laughing"}, "pose": "drawing a bow", "subject_key": key},
     )["result"]["data"]
     assert second["seeds"][0] == first["seeds"][0]
     assert "silver braid" in second["prompt"] and "green" in second["prompt"]
     assert "laughing" in second["prompt"]
-    subject = client.get(f"{IMAGES}/subjects/{key}").json()
+    subject = client.get(f"{SUBJECTS}/{key}").json()
     assert subject["seed_base"] == first["seeds"][0]
     assert subject["descriptors"]["hair"] == "silver braid"
     assert len(subject["images"]) >= 2
-    assert client.get(f"{IMAGES}/subjects/nobody/here").status_code == 404
+    assert client.get(f"{SUBJECTS}/nobody/here").status_code == 404
 
 
 def test_theme_is_applied_and_recorded(client: TestClient) -> None:
     detail = client.get(f"{IMAGES}/styles/ink-and-wash").json()
-    data = _job(client, "portraits", {"character": {"name": "Tam"}, "theme": "ink-and-wash", "seed": 11})["result"][
+    data = _job(client, PORTRAITS, {"character": {"name": "Tam"}, "theme": "ink-and-wash", "seed": 11})["result"][
         "data"
     ]
     assert data["theme"]["name"] == "ink-and-wash" and data["theme"]["version"] == detail["version"]
@@ -134,17 +138,17 @@ def test_theme_is_applied_and_recorded(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        ("portraits", {"character": {"name": "x"}, "framing": "closeup"}, "framing"),
-        ("creatures", {"creature": {"type": "robot"}}, "creature.type"),
-        ("creatures", {"creature": {"type": "beast", "size": "Enormous"}}, "creature.size"),
-        ("items", {"item": {"category": "weapon", "rarity": "mythic"}}, "item.rarity"),
-        ("items", {"item": {"category": "sword"}}, "item.category"),
+        (PORTRAITS, {"character": {"name": "x"}, "framing": "closeup"}, "framing"),
+        (CREATURES, {"creature": {"type": "robot"}}, "creature.type"),
+        (CREATURES, {"creature": {"type": "beast", "size": "Enormous"}}, "creature.size"),
+        (ITEMS, {"item": {"category": "weapon", "rarity": "mythic"}}, "item.rarity"),
+        (ITEMS, {"item": {"category": "sword"}}, "item.category"),
     ],
 )
 def test_unknown_enum_values_are_422_listing_the_allowed(
     client: TestClient, path: str, body: dict[str, Any], param: str
 ) -> None:
-    response = client.post(f"{IMAGES}/{path}", json=body)
+    response = client.post(path, json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["param"] == param
@@ -154,7 +158,7 @@ def test_unknown_enum_values_are_422_listing_the_allowed(
 def test_moderation_refuses_before_any_generation(client: TestClient, local: Local) -> None:
     calls = len(local.batches)
     response = client.post(
-        f"{IMAGES}/portraits",
+        PORTRAITS,
         json={**SMALL, "character": {"name": "Vex", "features": ["d1sembowelled entrails"]}, "theme": "storybook"},
     )
     assert response.status_code == 422, response.text
@@ -164,7 +168,7 @@ def test_moderation_refuses_before_any_generation(client: TestClient, local: Loc
     assert "gore" in error["message"]
     assert "entrails" not in error["message"]
     # Gore is ordinary content for a TTRPG table: without the children's theme it passes.
-    ok = client.post(f"{IMAGES}/portraits", json={**SMALL, "character": {"name": "Vex", "features": ["disembowelled"]}})
+    ok = client.post(PORTRAITS, json={**SMALL, "character": {"name": "Vex", "features": ["disembowelled"]}})
     assert ok.status_code == 202, ok.text
     assert len(local.batches) == calls  # nothing refused reached the generator as a family
 
