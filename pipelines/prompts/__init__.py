@@ -9,7 +9,7 @@ Everything the former ``pipelines/prompts.py`` module exported is re-exported he
 ``from pipelines.prompts import compose`` keeps working.
 """
 
-from pipelines.prompts.budget import Budget, count_tokens, prompt_budget
+from pipelines.prompts.budget import Budget, budget_warnings, count_tokens, prompt_budget
 from pipelines.prompts.figures import (
     FigurePrompt,
     Spec,
@@ -55,6 +55,7 @@ __all__ = [
     "PartialRequest",
     "PortraitSpec",
     "Spec",
+    "budget_warnings",
     "compose",
     "compose_figure",
     "count_tokens",

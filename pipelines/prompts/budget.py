@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["SPECIAL_TOKENS", "WINDOW", "Budget", "count_tokens", "pretokens", "prompt_budget"]
+__all__ = ["SPECIAL_TOKENS", "WINDOW", "Budget", "budget_warnings", "count_tokens", "pretokens", "prompt_budget"]
 
 WINDOW: Final = 77
 """CLIP's context length, in tokens."""
@@ -126,3 +126,16 @@ def prompt_budget(prompt: str, window: int = WINDOW) -> Budget:
                 partial = fragment
         start = end + 1  # past the comma
     return Budget(len(spans), window, tuple(overflow), partial)
+
+
+def budget_warnings(fields: dict[str, str], window: int = WINDOW) -> list[str]:
+    """One warning per field (name → prompt text) with fragments past the window, naming them."""
+    warnings = []
+    for name, text in fields.items():
+        budget = prompt_budget(text, window)
+        if budget.overflow:
+            warnings.append(
+                f"{name}: about {budget.tokens} CLIP tokens, past the {budget.window}-token window; "
+                f"these fragments are cut off: {list(budget.overflow)}"
+            )
+    return warnings

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from pipelines.errors import InputError
-from pipelines.prompts import PartialRequest, prompt_budget
+from pipelines.prompts import PartialRequest, budget_warnings
 from serve_app.api.protocol.figures import CreatureRequest, ItemRequest, PortraitRequest
 from serve_app.api.protocol.themes import PreviewRequest, PreviewResponse
 from serve_app.jobs.kinds.figure import FigureKind, FigureRequest
@@ -54,10 +54,7 @@ async def preview(edge: Edge, ref: str, body: PreviewRequest) -> PreviewResponse
         prompt = str((request or SAMPLES["generate"]).get("prompt", SAMPLES["generate"]["prompt"]))
         stages.moderate({"prompt": prompt}, theme)
         one = await stages.compose(PartialRequest(prompt=prompt, seed=0), theme.style if theme else None)
-        composed, warnings = (one,), []
-        budget = prompt_budget(one.request.prompt)
-        if budget.overflow:
-            warnings.append(f"prompt: about {budget.tokens} CLIP tokens; cut off: {list(budget.overflow)}")
+        composed, warnings = (one,), budget_warnings({"prompt": one.request.prompt})
     assert theme is not None
     requests = [
         {

@@ -142,9 +142,7 @@ class JobService:
         except Exception as exc:
             raise from_exception(exc) from exc
 
-    async def _commit(
-        self, kind: str, accepted: Accepted, options: SubmitOptions
-    ) -> tuple[JobRecord, KindPayload]:
+    async def _commit(self, kind: str, accepted: Accepted, options: SubmitOptions) -> tuple[JobRecord, KindPayload]:
         """Commits the accepted job, then adopts it if it was claimed for this dispatcher as it was committed."""
         dispatcher = self.dispatcher
         # A slot to claim the job in its committing transaction; not for an idempotency key, whose submit may

@@ -177,9 +177,9 @@ class Stages:
         Cacheable requests also consult the result cache, and identical ones in flight share one generation.
         ``record`` adds image columns (``theme_id``, ``theme_version``, ``subject_key``, ``kind``).
         """
-        earlier = await self.images.find_by_request_hash(composed.request_hash)
-        if earlier is not None and await self.services.store.exists(earlier.content_hash, earlier.format):
-            return str(earlier.id)
+        earlier = await self._made_before(composed)
+        if earlier is not None:
+            return earlier
         if not cacheable:
             return await self._generate_and_record(composed, progress, record)
         results, ttl = self.services.results, self.result_ttl_s
@@ -216,9 +216,9 @@ class Stages:
         """
         ids: list[str | None] = []
         for composed in family:
-            earlier = await self.images.find_by_request_hash(composed.request_hash)
-            if earlier is not None and await self.services.store.exists(earlier.content_hash, earlier.format):
-                ids.append(str(earlier.id))
+            earlier = await self._made_before(composed)
+            if earlier is not None:
+                ids.append(earlier)
                 continue
             cached = await self.services.results.get(composed.request_hash) if cacheable else None
             ids.append(cached if isinstance(cached, str) and await self._still_there(cached) else None)
@@ -279,6 +279,13 @@ class Stages:
         self, composed: ComposedRequest, progress: ProgressFn, record: Mapping[str, Any] | None = None
     ) -> str:
         return await self._record_generated(composed, await self.generate(composed, progress), record)
+
+    async def _made_before(self, composed: ComposedRequest) -> str | None:
+        """The id of a live, underived image this very request made, whose bytes are still stored."""
+        earlier = await self.images.find_by_request_hash(composed.request_hash)
+        if earlier is not None and await self.services.store.exists(earlier.content_hash, earlier.format):
+            return str(earlier.id)
+        return None
 
     async def _still_there(self, image_id: str) -> bool:
         try:

@@ -21,7 +21,14 @@ from pydantic import Field
 from pipelines import encode
 from pipelines.errors import InputError
 from pipelines.overlay.figures import item_card, round_token, size_reference
-from pipelines.prompts import FigurePrompt, family_seeds, figure_prompt, prompt_budget, request_hash, with_descriptors
+from pipelines.prompts import (
+    FigurePrompt,
+    budget_warnings,
+    family_seeds,
+    figure_prompt,
+    request_hash,
+    with_descriptors,
+)
 from pipelines.prompts.specs import CreatureSpec, ItemSpec, PortraitSpec
 from pipelines.request import GenerationRequest
 from serve_app.jobs.base import JobRecord, JobResult
@@ -135,14 +142,7 @@ class FigureKind:
         for seed in family_seeds(seed_base, common.variations):
             composed.append(await stages.compose(FigureCompose(figure, seed, common.width, common.height), style))
         stages.moderate({"prompt": composed[0].request.prompt}, theme, door=request.door)
-        warnings = []
-        for field_name, text in (("prompt", composed[0].request.prompt), ("negative_prompt", figure.negative_prompt)):
-            budget = prompt_budget(text)
-            if budget.overflow:
-                warnings.append(
-                    f"{field_name}: about {budget.tokens} CLIP tokens, past the {budget.window}-token window; "
-                    f"these fragments are cut off: {list(budget.overflow)}"
-                )
+        warnings = budget_warnings({"prompt": composed[0].request.prompt, "negative_prompt": figure.negative_prompt})
         extras = self.extras(spec, style.palette if style is not None else (), figure)
         return FigurePlan(spec, figure, theme, seed_base, chosen is not None, tuple(composed), tuple(warnings), extras)
 
