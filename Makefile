@@ -17,7 +17,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch goes first and stays pinned by constraints.txt: any other torch spec pulls a CUDA build.
+# skia-python (overlay drawing) loads libEGL and libGL, which its wheel does not bundle: Debian's libegl1 and
+# libgl1, installed here when missing (as root, or with sudo).
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	@if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libGL.so.1'; then \
+	  echo "installing libegl1 libgl1 (skia-python needs them)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libegl1 libgl1; \
+	fi
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'

@@ -38,6 +38,7 @@ class Ingress:
         composer: Handle to the Composer deployment.
         generator: Handle to the Generator deployment.
         bridge: Handle to the ZmqBridge deployment, when it is deployed (for its stats).
+        overlay: Handle to the Overlay deployment; None draws in this replica.
     """
 
     async def __init__(
@@ -47,6 +48,7 @@ class Ingress:
         composer: DeploymentHandle,
         generator: DeploymentHandle,
         bridge: DeploymentHandle | None = None,
+        overlay: DeploymentHandle | None = None,
     ) -> None:
         from serve_app.runtime import Handles, build_edge
         from serve_app.services import open_services
@@ -66,6 +68,7 @@ class Ingress:
             readiness=self.readiness,
             generator_stats=self.generator_stats,
             bridge_stats=self.bridge_stats if bridge is not None else None,
+            overlay=None if overlay is None else _OverlayHandle(overlay),
         )
         self._edge = build_edge(config, services, handles, owner=f"ingress-{uuid.uuid4().hex[:12]}")
         await self._edge.start()
@@ -170,3 +173,23 @@ class Ingress:
                 await self._edge.jobs.cancel(job_id)
             except Exception:  # already finished or gone: nothing to cancel
                 logger.debug("cancel of job %s skipped", job_id, exc_info=True)
+
+
+class _OverlayHandle:
+    """The Overlay deployment behind the in-process stage's surface (measure, render, sketch, fit)."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def measure(self, spec: Any) -> Any:
+        return await self._handle.measure.remote(spec)
+
+    async def render(self, background: bytes | None, spec: Any, art: Any = None) -> Any:
+        return await self._handle.render.remote(background, spec, art)
+
+    async def sketch(self, spec: Any, width: int, height: int) -> Any:
+        return await self._handle.sketch.remote(spec, width, height)
+
+    async def fit(self, image: bytes, width: int, height: int) -> bytes:
+        data: bytes = await self._handle.fit.remote(image, width, height)
+        return data

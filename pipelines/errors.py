@@ -13,14 +13,26 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Cancelled", "InputError"]
+__all__ = ["Cancelled", "InputError", "field_path"]
+
+
+def field_path(*parts: str | int) -> str:
+    """How every error names a field: ``field_path("tokens", 3, "cell")`` is ``"tokens[3].cell"``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += str(part) if not out else f".{part}"
+    return out
 
 
 class InputError(ValueError):
     """An input is outside what a pipeline accepts.
 
     Attributes:
-        param: Name of the offending field (dotted for nested fields, e.g. ``tokens.2.cell``).
+        param: Name of the offending field: dotted for nested fields, list indexes in brackets
+            (``tokens[2].cell``; :func:`field_path` builds one).
         value: The value that was given.
         allowed: What would have been accepted.
     """

@@ -333,9 +333,7 @@ def load_pipeline(
             src, config=str(SDXL_CONFIG_DIR), dtype=torch_dtype, local_files_only=True
         )
     else:
-        raise ModelConfigError(
-            "model", src, "'tiny', a diffusers folder with model_index.json, or a .safetensors file"
-        )
+        raise ModelConfigError("model", src, "'tiny', a diffusers folder with model_index.json, or a .safetensors file")
     # transformers 5 builds a near-empty tokenizer when vocabulary files are missing instead of failing;
     # every prompt would then encode to end-of-text. Refuse such a model rather than serve blank prompts.
     for tok_name, enc_name in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")):

@@ -489,7 +489,7 @@ def palette_words(palette: Sequence[str], locked: bool) -> str:
     names: list[str] = []
     for index, colour in enumerate(palette):
         if not isinstance(colour, str) or not _HEX.match(colour):
-            raise InputError(f"palette.{index}", colour, "a hex colour '#rrggbb'")
+            raise InputError(f"palette[{index}]", colour, "a hex colour '#rrggbb'")
         name = _nearest_colour(colour.lower())
         if name not in names:
             names.append(name)
@@ -695,9 +695,9 @@ def _text(value: Any, param: str, limit: int) -> str | None:
 def _fragments(value: Any, param: str) -> tuple[str, ...]:
     out: list[str] = []
     for index, item in enumerate(_list(value, param)):
-        text = _text(item, f"{param}.{index}", _MAX_FRAGMENT_CHARS)
+        text = _text(item, f"{param}[{index}]", _MAX_FRAGMENT_CHARS)
         if not text:
-            raise InputError(f"{param}.{index}", item, "a non-empty string")
+            raise InputError(f"{param}[{index}]", item, "a non-empty string")
         out.append(text)
     return tuple(out)
 
@@ -706,7 +706,7 @@ def _strings(value: Any, param: str, pattern: re.Pattern[str], allowed: str) -> 
     out: list[str] = []
     for index, item in enumerate(_list(value, param)):
         if not isinstance(item, str) or not pattern.match(item):
-            raise InputError(f"{param}.{index}", item, allowed)
+            raise InputError(f"{param}[{index}]", item, allowed)
         out.append(item)
     return tuple(out)
 

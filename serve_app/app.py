@@ -58,6 +58,7 @@ def deployment_options(config: AppConfig, *, cluster_has_gpus: bool) -> dict[str
     options: dict[str, dict[str, Any]] = {
         "Ingress": {"ray_actor_options": {"num_cpus": 0}},
         "Composer": {"ray_actor_options": {"num_cpus": 0}},
+        "Overlay": {"ray_actor_options": {"num_cpus": 0}},
         "Generator": {"ray_actor_options": generator},
     }
     if config.zmq_bridge is not None and config.zmq_bridge.enabled:
@@ -86,6 +87,7 @@ def build_app(args: dict[str, Any]) -> Application:
     from deployments.composer import Composer
     from deployments.generator import Generator
     from deployments.ingress import Ingress
+    from deployments.overlay import Overlay
     from deployments.zmq_bridge import ZmqBridgeDeployment
 
     config = AppConfig.model_validate(args or {})
@@ -113,4 +115,5 @@ def build_app(args: dict[str, Any]) -> Application:
         Composer.options(**options["Composer"]).bind(config.composer, model_name, config.generator.limits),
         Generator.options(**options["Generator"]).bind(gen_config, source, cache_dir),
         bridge,
+        Overlay.options(**options["Overlay"]).bind(config.overlay),
     )

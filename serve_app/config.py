@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from serve_app.experimance.config import BridgeConfig
 
 if TYPE_CHECKING:
+    from pipelines.overlay.spec import OverlayLimits
     from pipelines.request import GenerationLimits
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
     "IngressConfig",
     "JobsConfig",
     "LimitsConfig",
+    "MapsConfig",
     "ModerationConfig",
+    "OverlayConfig",
     "RetentionConfig",
     "Settings",
     "SizePreset",
@@ -289,6 +292,44 @@ class ThemesConfig(_Section):
     )
 
 
+class OverlayConfig(_Section):
+    """The overlay stage (pipelines/overlay/): bounds on one overlay and the default cell rule of templates."""
+
+    max_pixels: int = Field(4096 * 4096, ge=64 * 64, description="Largest map (cols x cell_px by rows x cell_px).")
+    max_cells: int = Field(200 * 200, ge=1, description="Most cells in a grid.")
+    max_items: int = Field(500, ge=1, description="Most tokens, templates, paths, movement queries and markers.")
+    max_waypoints: int = Field(100, ge=2, description="Most waypoints in one path.")
+    max_path_cells: int = Field(
+        2000, ge=1, description="Longest path, summing the straight distances between its waypoints, in cells."
+    )
+    max_distance_ft: float = Field(1000.0, gt=0, description="Longest template distance, aura or reach.")
+    max_speed_ft: float = Field(500.0, gt=0, description="Fastest movement query.")
+    default_rule: Literal["center", "any", "half", "token"] = Field(
+        "center", description="Cell rule of templates that name none (Foundry's centre rule by default)."
+    )
+
+    def limits(self) -> OverlayLimits:
+        """The bounds as the pure :class:`pipelines.overlay.spec.OverlayLimits`."""
+        from pipelines.overlay.spec import OverlayLimits
+
+        return OverlayLimits(**self.model_dump(exclude={"default_rule"}))
+
+
+class MapsConfig(_Section):
+    """Tactical maps: how the background is generated from the terrain's layout sketch."""
+
+    base_pixels: int | None = Field(
+        None, ge=64 * 64, description="Pixels the background is generated at; None: composer.base_pixels."
+    )
+    layout_strength: float = Field(
+        0.9, gt=0, le=1, description="img2img strength from the colour-coded layout sketch (1 ignores the sketch)."
+    )
+    depth_control: bool = Field(
+        True, description="Condition on the depth-like map through the generator's ControlNet, when it has one."
+    )
+    control_scale: float = Field(0.6, ge=0, le=2, description="ControlNet conditioning scale for the depth map.")
+
+
 class ZmqBridgeSection(BridgeConfig):
     """The Experimance bridge: every :class:`BridgeConfig` setting, plus how bridge jobs are made."""
 
@@ -335,6 +376,8 @@ class AppConfig(_Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
+    overlay: OverlayConfig = Field(default_factory=OverlayConfig)
+    maps: MapsConfig = Field(default_factory=MapsConfig)
     zmq_bridge: ZmqBridgeSection | None = Field(None, description="The Experimance ZMQ bridge; None: not deployed.")
 
     @model_validator(mode="after")

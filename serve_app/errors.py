@@ -35,10 +35,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines.errors import Cancelled, InputError
+from pipelines.errors import Cancelled, InputError, field_path
 from pipelines.moderation import ModerationError
 from serve_app.images import ImageNotFound
 from serve_app.jobs.base import IdempotencyConflict, InvalidCursor, JobNotFound, PermanentJobError
+from serve_app.overlays.store import OverlayConflict, OverlayNotFound
 from serve_app.store.base import AssetNotFound, InvalidAssetKey, UnsupportedFormat
 from serve_app.subjects import SubjectNotFound
 from serve_app.themes.base import ThemeConflict, ThemeNotFound, ThemeReadOnly
@@ -201,6 +202,8 @@ _TABLE: tuple[tuple[type[BaseException], _Translate], ...] = (
     (ThemeConflict, lambda e: Conflict(str(e), param=e.param)),
     (ThemeReadOnly, lambda e: Forbidden(str(e), param="theme")),
     (SubjectNotFound, lambda e: NotFound(str(e), param="subject_key")),
+    (OverlayNotFound, lambda e: NotFound(str(e), param="overlay_id")),
+    (OverlayConflict, lambda e: Conflict(str(e), param="If-Match")),
     (PermanentJobError, _permanent),
 )
 
@@ -353,8 +356,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        param = ".".join(loc) or None
+        loc = [p for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        param = field_path(*loc) or None
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
         err = InvalidRequest(message, param=param)
         logger.warning("%s %s → 422: %s", request.method, request.url.path, message)

@@ -20,6 +20,9 @@ from serve_app.jobs.retention import Janitor
 from serve_app.jobs.service import JobService
 from serve_app.jobs.stages import ComposeFn, Stages, StreamBatchFn, StreamFn
 from serve_app.moderation import Moderator
+from serve_app.overlays.service import OverlayService
+from serve_app.overlays.stage import OverlayStage
+from serve_app.overlays.store import OverlayStore
 from serve_app.services import Services
 from serve_app.subjects import SubjectStore
 from serve_app.themes.packs import builtin_themes
@@ -41,6 +44,8 @@ class Handles:
         generator_stats: Batching statistics of a generator replica.
         bridge_stats: The Experimance bridge's counters; None when the bridge is not deployed.
         stream_batch: The generator for a family of requests queued together (one job's variations).
+        overlay: The overlay stage (measure, render, sketch, fit; the Overlay deployment's handle); None: an
+            in-process :class:`~serve_app.overlays.stage.OverlayStage`.
     """
 
     compose: ComposeFn
@@ -49,6 +54,7 @@ class Handles:
     generator_stats: Stats
     bridge_stats: Stats | None = None
     stream_batch: StreamBatchFn | None = None
+    overlay: Any | None = None
 
 
 @dataclass
@@ -67,6 +73,7 @@ class Edge:
         themes: Themes (CRUD, versions, resolution).
         subjects: Recurring subjects.
         stages: The shared steps every kind runs on.
+        overlays: Overlays and maps (measure, draw, versions, UVTT).
     """
 
     config: AppConfig
@@ -80,6 +87,7 @@ class Edge:
     themes: ThemeService
     subjects: SubjectStore
     stages: Stages
+    overlays: OverlayService
 
     async def start(self) -> None:
         """Stores the built-in themes that changed, then starts the dispatcher's claim loop and the janitor's
@@ -138,6 +146,13 @@ def build_edge(
         themes=themes,
         subjects=subjects,
         moderator=moderator,
+        overlay=handles.overlay if handles.overlay is not None else OverlayStage(config.overlay.limits()),
+        overlays=OverlayStore(services.engine),
+        default_rule=config.overlay.default_rule,
+        overlay_limits=config.overlay.limits(),
+        maps=config.maps,
+        map_base_pixels=config.maps.base_pixels or config.composer.base_pixels,
+        controlnet=config.generator.controlnet is not None,
     )
     dispatcher = Dispatcher(
         services.jobs,
@@ -154,4 +169,18 @@ def build_edge(
     )
     janitor = Janitor(services, config, registry)
     images = ImageService(services)
-    return Edge(config, services, handles, registry, dispatcher, job_service, images, janitor, themes, subjects, stages)
+    overlays = OverlayService(stages, stages.overlays)
+    return Edge(
+        config,
+        services,
+        handles,
+        registry,
+        dispatcher,
+        job_service,
+        images,
+        janitor,
+        themes,
+        subjects,
+        stages,
+        overlays,
+    )

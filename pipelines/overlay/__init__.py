@@ -1,7 +1,12 @@
-"""Overlay: the exact, deterministic drawing stage after generation.
+"""Overlay: the exact, deterministic drawing stage after generation, and the geometry it draws.
 
-Everything here is pure PIL drawing with fixed geometry: the same inputs give the same pixels, so tests can check
-the results against geometry they compute themselves. :mod:`pipelines.overlay.figures` draws the figure extras
-(round VTT tokens, item cards, size-reference cues); issue 10 adds battle-map overlays (grids and the like) as
-sibling modules. The package imports nothing itself, so importing one module does not pull in the others.
+- spec.py: what an overlay measures and draws, as frozen data, and the checks that name a bad field;
+- grid.py (square and hex maths), tokens.py (footprints, reach, auras), templates.py (area templates and the
+  cell rules), paths.py (paths, movement, walls), geometry.py (all of it for one spec);
+- draw.py (the layers, on skia, anti-aliased and deterministic), fonts.py (the font Pillow embeds), figures.py
+  (round VTT tokens, item cards, size-reference cues, on PIL);
+- export/uvtt.py: Universal VTT 0.3 out and in.
+
+Tests check every result against geometry they compute themselves. The package imports nothing itself, so
+importing one module does not pull in the others.
 """

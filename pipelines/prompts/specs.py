@@ -307,9 +307,9 @@ def _texts(values: object, param: str) -> None:
     if len(values) > MAX_LIST:
         raise InputError(param, f"<{len(values)} entries>", f"at most {MAX_LIST} entries")
     for i, value in enumerate(values):
-        _text(value, f"{param}.{i}")
+        _text(value, f"{param}[{i}]")
         if not value or not value.strip() or not value.strip(" ,;"):  # type: ignore[union-attr]
-            raise InputError(f"{param}.{i}", value, "non-empty text")
+            raise InputError(f"{param}[{i}]", value, "non-empty text")
 
 
 def _one_of(value: object, allowed: tuple[str, ...], param: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, field_path
 from pipelines.prompts import PartialRequest, budget_warnings
 from serve_app.api.protocol.figures import CreatureRequest, ItemRequest, PortraitRequest
 from serve_app.api.protocol.themes import PreviewRequest, PreviewResponse
@@ -31,7 +31,7 @@ def _body(kind: str, request: dict[str, Any], model: type[BaseModel]) -> Any:
         return model.model_validate(request or SAMPLES[kind])
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = "request." + ".".join(str(p) for p in first.get("loc", ()))
+        param = field_path("request", *first.get("loc", ()))
         raise InputError(param, first.get("input"), first["msg"]) from None
 
 

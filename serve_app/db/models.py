@@ -223,7 +223,10 @@ class Image(Base):
 
 
 class Overlay(Base):
-    """A drawing specification applied on top of an image, and the image it rendered to."""
+    """A drawing specification applied on top of an image (``image_id``, its background), and the image its
+    current version rendered to. Every version lives, immutable, in ``overlay_versions``; ``spec``,
+    ``result_image_id`` and ``geometry`` copy the current one. A tactical map is an overlay of kind
+    ``tactical_map`` (its spec holds the terrain and lights too)."""
 
     __tablename__ = "overlays"
 
@@ -232,8 +235,27 @@ class Overlay(Base):
     kind: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    geometry: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    job_id: Mapped[uuid.UUID | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+
+class OverlayVersion(Base):
+    """One immutable version of an overlay: its spec, the render it made and the geometry it measured."""
+
+    __tablename__ = "overlay_versions"
+    __table_args__ = (Index("uq_overlay_versions_overlay_version", "overlay_id", "version", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    overlay_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("overlays.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    geometry: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Job(Base):

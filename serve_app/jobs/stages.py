@@ -27,8 +27,12 @@ from serve_app.themes.base import ResolvedTheme
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
+    from pipelines.overlay.spec import OverlayLimits, OverlaySpec
+    from serve_app.config import MapsConfig
     from serve_app.jobs.dispatcher import ProgressFn
     from serve_app.moderation import Moderator
+    from serve_app.overlays.stage import OverlayStage, Rendered
+    from serve_app.overlays.store import OverlayStore
     from serve_app.services import Services
     from serve_app.subjects import SubjectStore
     from serve_app.themes.service import ThemeService
@@ -61,6 +65,14 @@ class Stages:
         themes: Resolves ``theme`` references; None: requests cannot name a theme.
         subjects: Records recurring subjects; None: ``subject_key`` is refused.
         moderator: The content policy; None: nothing is checked.
+        overlay: The overlay stage (measure, render, sketch, fit): the Overlay deployment's handle, or an
+            in-process :class:`~serve_app.overlays.stage.OverlayStage`; None: no overlays.
+        overlays: Overlay and map rows.
+        default_rule: The cell rule of templates that name none (``overlay.default_rule``).
+        overlay_limits: Bounds on one overlay (``overlay`` section); the defaults when None.
+        maps: How tactical maps generate their background (``maps`` section).
+        map_base_pixels: The pixel budget a map's background is generated at.
+        controlnet: The generator has a depth ControlNet.
     """
 
     services: Services
@@ -72,6 +84,13 @@ class Stages:
     themes: ThemeService | None = None
     subjects: SubjectStore | None = None
     moderator: Moderator | None = None
+    overlay: OverlayStage | None = None
+    overlays: OverlayStore | None = None
+    default_rule: str = "center"
+    overlay_limits: OverlayLimits | None = None
+    maps: MapsConfig | None = None
+    map_base_pixels: int = 1024 * 1024
+    controlnet: bool = False
 
     @property
     def images(self) -> ImageRepository:
@@ -351,10 +370,12 @@ class Stages:
         kind: str,
         settings: Mapping[str, Any] | None = None,
         request_hash: str | None = None,
+        size: tuple[int, int] | None = None,
     ) -> str:
         """Stores ``png`` as a new version of ``parent_id`` (``parent_id`` set, ``version + 1``).
 
-        The derived image keeps its parent's prompt, seed and model; ``settings`` says what was done.
+        The derived image keeps its parent's prompt, seed and model; ``settings`` says what was done. ``size``
+        spares decoding ``png`` when the caller knows its width and height.
 
         Raises:
             PermanentJobError: The parent image does not exist.
@@ -363,7 +384,7 @@ class Stages:
             parent = await self.images.get(parent_id)
         except ImageNotFound as exc:
             raise PermanentJobError(str(exc), error_type="not_found", param="image_id") from exc
-        width, height = encode.decode(png).size
+        width, height = size if size is not None else encode.decode(png).size
         return await self.store_image(
             png,
             width=width,
@@ -381,3 +402,48 @@ class Stages:
             theme_version=parent.theme_version,
             subject_key=parent.subject_key,
         )
+
+    # -- overlay ---------------------------------------------------------------------------------------
+
+    async def token_art(self, spec: OverlaySpec) -> dict[str, bytes]:
+        """The stored bytes of every token's ``image_id`` (for drawing it round inside its disc).
+
+        Raises:
+            InputError: A token names an image that does not exist (``tokens[i].image_id``).
+        """
+        art: dict[str, bytes] = {}
+        for i, token in enumerate(spec.tokens):
+            if token.image_id is None or token.image_id in art:
+                continue
+            try:
+                record = await self.images.get(token.image_id)
+                art[token.image_id] = await self.services.store.get(record.content_hash, record.format)
+            except (ImageNotFound, AssetNotFound, ValueError):
+                raise InputError(f"tokens[{i}].image_id", token.image_id, "the id of a stored image") from None
+        return art
+
+    async def render_overlay(
+        self, background_id: str, spec: OverlaySpec, *, kind: str, request_hash: str
+    ) -> tuple[str, Rendered]:
+        """Draws ``spec`` over the image ``background_id`` and stores the render as its derived version.
+
+        ``request_hash`` identifies the render (the spec's canonical hash): the same spec on the same background
+        is the same image row, so a retried job or a repeated ``PUT`` adds no duplicate.
+
+        Raises:
+            InputError: The spec breaks a rule (``param`` names the field).
+            PermanentJobError: The background is gone.
+        """
+        if self.overlay is None:
+            raise InputError("overlay", kind, "omitted: this service has no overlay stage")
+        _, background = await self.read_image(background_id)
+        rendered = await self.overlay.render(background, spec, await self.token_art(spec))
+        render_id = await self.derive(
+            background_id,
+            rendered.png,
+            kind=kind,
+            settings={"overlay": request_hash},
+            request_hash=request_hash,
+            size=(rendered.width, rendered.height),
+        )
+        return render_id, rendered

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from deployments.composer import Composer
 from deployments.generator import Generator
 from serve_app.api.app import create_api
-from serve_app.config import AppConfig, ComposerConfig, GeneratorConfig, JobsConfig, Settings
+from serve_app.config import AppConfig, ComposerConfig, GeneratorConfig, JobsConfig, MapsConfig, Settings
 from serve_app.jobs.kinds import JobKind, default_kinds
 from serve_app.runtime import Edge, Handles, build_edge
 from serve_app.schemas import ComposedRequest
@@ -79,7 +79,8 @@ class Local:
 
     async def open(self) -> None:
         self._loop, self._gate = asyncio.get_running_loop(), asyncio.Event()
-        config = AppConfig(jobs=self.jobs_config)
+        # Tactical maps generate their background at about 128 x 96 here (the tiny model, fast on CPU).
+        config = AppConfig(jobs=self.jobs_config, maps=MapsConfig(base_pixels=128 * 96))
         services = await open_services(config, self.settings)
         handles = Handles(
             compose=self.composer.compose,

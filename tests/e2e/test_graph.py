@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import time
 from collections import Counter
 from typing import Any
@@ -117,3 +118,32 @@ def test_configured_requests_are_warmed_into_the_cache(service: Service) -> None
     r = httpx.post(f"{service.url}{GENERATE}", json=WARM_REQUEST, timeout=60)
     assert r.status_code == 200
     assert r.headers["x-image-id"] == warm[0]["image_id"]  # served from the cache the warm-up filled
+
+
+def test_a_tactical_map_runs_through_the_overlay_deployment(service: Service) -> None:
+    body = {
+        "grid": {"type": "square", "cols": 4, "rows": 3, "cell_px": 32},
+        "seed": 4,
+        "terrain": {
+            "walls": [[{"x": 2, "y": 0}, {"x": 2, "y": 2}]],
+            "doors": [{"a": {"x": 2, "y": 2}, "b": {"x": 2, "y": 3}, "closed": False}],
+        },
+        "tokens": [{"id": "hero", "cell": [0, 1], "color": "#ff0000"}],
+        "paths": [{"id": "p", "token": "hero", "waypoints": [[0, 1], [3, 1]]}],
+        "render": {"steps": 2},
+    }
+    r = httpx.post(f"{service.url}/api/v2/images/maps/tactical?wait=240", json=body, timeout=300)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    data = job["result"]["data"]
+    (path,) = data["geometry"]["paths"]
+    # The wall at x = 2 runs from y = 0 to 2; the only way east is the open door below it, from (1, 2) to (2, 2).
+    cells = path["cells"]
+    assert cells[0] == [0, 1] and cells[-1] == [3, 1]
+    assert any(a == [1, 2] and b == [2, 2] for a, b in itertools.pairwise(cells))
+    rendered = httpx.get(f"{service.url}/api/v2/images/{data['render_image_id']}/file", timeout=30)
+    image = Image.open(io.BytesIO(rendered.content)).convert("RGB")
+    assert image.size == (128, 96) and image.getpixel((16, 48)) == (255, 0, 0)
+    export = httpx.get(f"{service.url}{data['links']['uvtt']}", timeout=30)
+    assert export.status_code == 200 and export.json()["resolution"]["map_size"] == {"x": 4, "y": 3}

@@ -305,13 +305,13 @@ def test_parsing_normalises() -> None:
         ({"name": "x", "parent": 3}, "parent"),
         ({}, "name"),
         ({"name": "x", "fragments": "a single string"}, "fragments"),
-        ({"name": "x", "fragments": ["ok", ""]}, "fragments.1"),
-        ({"name": "x", "fragments": ["ok", 5]}, "fragments.1"),
-        ({"name": "x", "fragments": ["{prompt} again"]}, "fragments.0"),
-        ({"name": "x", "negative_fragments": ["x" * 301]}, "negative_fragments.0"),
-        ({"name": "x", "palette": ["#fff"]}, "palette.0"),
-        ({"name": "x", "palette": ["#12345g"]}, "palette.0"),
-        ({"name": "x", "variations": {"night": {"palette": ["red"]}}}, "variations.night.palette.0"),
+        ({"name": "x", "fragments": ["ok", ""]}, "fragments[1]"),
+        ({"name": "x", "fragments": ["ok", 5]}, "fragments[1]"),
+        ({"name": "x", "fragments": ["{prompt} again"]}, "fragments[0]"),
+        ({"name": "x", "negative_fragments": ["x" * 301]}, "negative_fragments[0]"),
+        ({"name": "x", "palette": ["#fff"]}, "palette[0]"),
+        ({"name": "x", "palette": ["#12345g"]}, "palette[0]"),
+        ({"name": "x", "variations": {"night": {"palette": ["red"]}}}, "variations.night.palette[0]"),
         ({"name": "x", "sizes": {"portrait": [1020, 1024]}}, "sizes.portrait"),
         ({"name": "x", "sizes": {"portrait": [0, 1024]}}, "sizes.portrait"),
         ({"name": "x", "sizes": {"portrait": [-8, 1024]}}, "sizes.portrait"),
@@ -328,7 +328,7 @@ def test_parsing_normalises() -> None:
         ({"name": "x", "variations": {"Night": {}}}, "variations.Night"),
         ({"name": "x", "variations": ["night"]}, "variations"),
         ({"name": "x", "kinds": []}, "kinds"),
-        ({"name": "x", "kinds": ["Portrait"]}, "kinds.0"),
+        ({"name": "x", "kinds": ["Portrait"]}, "kinds[0]"),
         ({"name": "x", "consistency": {"seed_base": -1}}, "consistency.seed_base"),
         ({"name": "x", "consistency": {"lock_palette": "yes"}}, "consistency.lock_palette"),
         ({"name": "x", "consistency": {"reference_image": "abc"}}, "consistency.reference_image"),
@@ -410,7 +410,7 @@ def test_palette_words_join_and_collapse_duplicates() -> None:
     assert palette_words([], locked=False) == ""
     with pytest.raises(InputError) as bad:
         palette_words(["#ff0000", "red"], locked=False)
-    assert bad.value.param == "palette.1"
+    assert bad.value.param == "palette[1]"
 
 
 def test_cielab_conversion_matches_reference_values() -> None:

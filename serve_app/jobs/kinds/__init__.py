@@ -3,6 +3,7 @@
 from serve_app.jobs.kinds.base import Accepted, JobKind, JobResult, KindPayload, KindRegistry, payload_summary
 from serve_app.jobs.kinds.figure import CreatureKind, FigureRequest, ItemKind, PortraitKind
 from serve_app.jobs.kinds.generate import GenerateKind, GeneratePayload, GenerateRequest
+from serve_app.jobs.kinds.map import TacticalMapKind, TacticalMapRequest
 
 __all__ = [
     "Accepted",
@@ -17,6 +18,8 @@ __all__ = [
     "KindPayload",
     "KindRegistry",
     "PortraitKind",
+    "TacticalMapKind",
+    "TacticalMapRequest",
     "default_kinds",
     "payload_summary",
 ]
@@ -24,4 +27,4 @@ __all__ = [
 
 def default_kinds() -> list[JobKind]:
     """The kinds limner runs: every job the service accepts is of one of these."""
-    return [GenerateKind(), PortraitKind(), CreatureKind(), ItemKind()]
+    return [GenerateKind(), PortraitKind(), CreatureKind(), ItemKind(), TacticalMapKind()]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipelines.errors import field_path
 from serve_app.jobs.base import JobRecord, JobResult, PermanentJobError, UnknownKind
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class KindPayload(BaseModel):
             return cls.model_validate(job.payload)
         except ValidationError as exc:
             first = exc.errors()[0]
-            param = ".".join(str(p) for p in first.get("loc", ())) or None
+            param = field_path(*first.get("loc", ())) or None
             message = f"job {job.id} has an unusable {job.kind} payload: {first['msg']}"
             raise PermanentJobError(message, param=param) from exc
 

@@ -103,16 +103,16 @@ def test_enum_values_are_case_sensitive_as_documented() -> None:
         (PortraitSpec(Character(name="Mira", ancestry="e" * 201)), "character.ancestry"),
         (PortraitSpec(Character(name="x" * 201)), "character.name"),
         (PortraitSpec(Character(name="Mira", features=("scar",) * 13)), "character.features"),
-        (PortraitSpec(Character(name="Mira", features=("scar", " "))), "character.features.1"),
-        (PortraitSpec(Character(name="Mira", features=("scar", ","))), "character.features.1"),
-        (PortraitSpec(MIRA, equipment=("bow", "h" * 201)), "equipment.1"),
+        (PortraitSpec(Character(name="Mira", features=("scar", " "))), "character.features[1]"),
+        (PortraitSpec(Character(name="Mira", features=("scar", ","))), "character.features[1]"),
+        (PortraitSpec(MIRA, equipment=("bow", "h" * 201)), "equipment[1]"),
         (PortraitSpec(MIRA, pose="p" * 201), "pose"),
         (PortraitSpec(MIRA, background="  "), "background"),
         (PortraitSpec(MIRA, background="b" * 201), "background"),
         (PortraitSpec(Character()), "character"),
         (PortraitSpec(Character(name="  ")), "character"),
         (CreatureSpec(Creature("beast", habitat="h" * 201)), "creature.habitat"),
-        (CreatureSpec(Creature("beast", features=(3,))), "creature.features.0"),  # type: ignore[arg-type]
+        (CreatureSpec(Creature("beast", features=(3,))), "creature.features[0]"),  # type: ignore[arg-type]
         (CreatureSpec(Creature("beast"), token="yes"), "token"),  # type: ignore[arg-type]
         (ItemSpec(Item("weapon", materials=("steel",) * 13)), "item.materials"),
         (ItemSpec(Item("weapon", magic=Magic(element="e" * 201))), "item.magic.element"),

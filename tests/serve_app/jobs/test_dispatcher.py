@@ -76,7 +76,12 @@ async def dispatch(store: SqlJobStore) -> AsyncIterator[Any]:
 
     def make(*kinds: Any, max_concurrent: int = 4) -> Dispatcher:
         d = Dispatcher(
-            store, KindRegistry(kinds), STAGES, lease_s=10, heartbeat_s=1, poll_interval_s=0.02,  # type: ignore[arg-type]
+            store,
+            KindRegistry(kinds),
+            STAGES,
+            lease_s=10,
+            heartbeat_s=1,
+            poll_interval_s=0.02,  # type: ignore[arg-type]
             max_concurrent=max_concurrent,
         )
         d.start()

@@ -81,7 +81,13 @@ async def made(engine: AsyncEngine) -> AsyncIterator[list[Dispatcher]]:
 def _service(store: SqlJobStore, kind: Echo, made: list[Dispatcher], **config: Any) -> JobService:
     registry = KindRegistry([kind])
     dispatcher = Dispatcher(
-        store, registry, object(), lease_s=30, heartbeat_s=1, poll_interval_s=0.02, max_concurrent=2  # type: ignore[arg-type]
+        store,
+        registry,
+        object(),
+        lease_s=30,
+        heartbeat_s=1,
+        poll_interval_s=0.02,
+        max_concurrent=2,  # type: ignore[arg-type]
     )
     dispatcher.start()
     made.append(dispatcher)

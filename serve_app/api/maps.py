@@ -1,0 +1,148 @@
+"""Tactical maps: ``POST /api/v2/images/maps/tactical`` (a job), the map it records, its UVTT export and its
+editable overlay, and ``POST /api/v2/images/maps/import`` (a .dd2vtt / .uvtt file read into a map spec).
+
+A map is an overlay of kind ``tactical_map``: ``GET /maps/{id}`` is its document, ``/maps/{id}/overlay`` its spec
+(``PUT`` re-draws it on the same background as the next version), ``/maps/{id}/export.uvtt`` (also
+``export.dd2vtt``) the Universal VTT file with the clean background embedded (``?image=render`` embeds the
+overlaid render instead).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from serve_app.api.deps import EdgeDep, ImagesDep, JobsDep
+from serve_app.api.overlays import answer_overlay, overlay_document, parse_if_match
+from serve_app.api.protocol import JobResponse
+from serve_app.api.protocol.overlays import OverlayResponse, TacticalMapBody, UvttImportResponse
+from serve_app.api.responses import IMAGES_PREFIX, accept_job
+from serve_app.errors import InvalidRequest, error_responses
+from serve_app.jobs.kinds.map import MAPS_PREFIX, map_links
+from serve_app.overlays.models import OverlayBody
+from serve_app.overlays.store import OverlayRecord
+
+__all__ = ["router"]
+
+router = APIRouter(prefix=MAPS_PREFIX, tags=["maps"])
+KIND = "tactical_map"
+
+_WAIT = Query(ge=0, le=600, allow_inf_nan=False, description="Seconds to wait for the result.")
+_PRIORITY = Query(ge=-100, le=100, description="Higher runs first; at most `jobs.max_client_priority`.")
+
+
+@router.post(
+    "/tactical",
+    summary="A tactical battle map job",
+    status_code=202,
+    response_model=JobResponse,
+    responses={
+        200: {"model": JobResponse, "description": "Finished within `wait`."},
+        **error_responses(404, 409, 413, 422, 503),
+    },
+)
+async def tactical(
+    body: TacticalMapBody,
+    jobs: JobsDep,
+    images: ImagesDep,
+    wait: Annotated[float, _WAIT] = 0,
+    priority: Annotated[int | None, _PRIORITY] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """The art at exactly `cols * cell_px` x `rows * cell_px`, generated from a layout sketch of the terrain in
+    the theme's look, with the overlay layers drawn on it. `result.data` holds `map_id`, `links` (`self`, `uvtt`,
+    `overlay`), the clean background and the render's image ids, and the geometry. Walls, closed doors and windows
+    block movement and paths; difficult areas double their cost."""
+    return await accept_job(
+        jobs, images, KIND, body.to_request(), wait=wait, priority=priority, idempotency_key=idempotency_key
+    )
+
+
+@router.post(
+    "/import",
+    summary="Read a UVTT file into a map spec",
+    response_model=UvttImportResponse,
+    responses=error_responses(413, 422),
+)
+async def import_uvtt(
+    request: Request, edge: EdgeDep, feet_per_cell: Annotated[float, Query(gt=0, le=5280)] = 5.0
+) -> UvttImportResponse:
+    """The body is the .dd2vtt / .df2vtt / .uvtt file itself (JSON). Walls, object walls, doors, windows, lights
+    and the grid become a map spec (points relative to the image's top-left, `map_origin` subtracted); the
+    embedded image is stored. POST the spec with a prompt or theme to `/maps/tactical` to restyle the map."""
+    data = await request.body()
+    if not data:
+        raise InvalidRequest("the body is empty: send the UVTT file", param="body")
+    spec, image_id = await edge.overlays.import_uvtt(data, feet_per_cell=feet_per_cell)
+    links = (
+        {} if image_id is None else {"image": f"{IMAGES_PREFIX}/{image_id}", "file": f"{IMAGES_PREFIX}/{image_id}/file"}
+    )
+    return UvttImportResponse(spec=spec, image_id=image_id, links=links)
+
+
+def _map_document(record: OverlayRecord) -> dict[str, Any]:
+    """The map's overlay document, with the map's links (UVTT, overlay) and the job that made it."""
+    doc = overlay_document(record, f"{MAPS_PREFIX}/{record.id}").model_dump(mode="json")
+    doc["links"] = {**doc["links"], **map_links(str(record.id))}
+    doc["job_id"] = None if record.job_id is None else str(record.job_id)
+    return doc
+
+
+@router.get("/{map_id}", summary="A map", response_model=OverlayResponse, responses=error_responses(404))
+async def get_map(map_id: str, edge: EdgeDep) -> JSONResponse:
+    """The map: its spec (grid, terrain, lights, tokens...), the clean background, the current render, the
+    geometry, and the links to its UVTT export and overlay."""
+    record = await edge.overlays.get(map_id, kind=KIND)
+    return JSONResponse(_map_document(record), headers={"ETag": f'"{record.version}"'})
+
+
+def _uvtt_route(suffix: str) -> None:
+    @router.get(
+        f"/{{map_id}}/export.{suffix}",
+        summary=f"The map as a .{suffix} file (Universal VTT 0.3)",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {}}}, **error_responses(404, 422)},
+        name=f"export_{suffix}",
+    )
+    async def export(
+        map_id: str, edge: EdgeDep, image: Annotated[str, Query(pattern="^(background|render)$")] = "background"
+    ) -> Response:
+        doc = await edge.overlays.uvtt(map_id, image=image)
+        headers = {"Content-Disposition": f'attachment; filename="map-{map_id}.{suffix}"'}
+        return Response(json.dumps(doc, separators=(",", ":")), media_type="application/json", headers=headers)
+
+
+_uvtt_route("uvtt")
+_uvtt_route("dd2vtt")
+
+
+@router.get(
+    "/{map_id}/overlay", summary="A map's overlay spec", response_model=OverlayResponse, responses=error_responses(404)
+)
+async def get_map_overlay(map_id: str, edge: EdgeDep) -> JSONResponse:
+    record = await edge.overlays.get(map_id, kind=KIND)
+    return JSONResponse(_map_document(record), headers={"ETag": f'"{record.version}"'})
+
+
+@router.put(
+    "/{map_id}/overlay",
+    summary="The next version of a map's overlay",
+    responses={
+        200: {"model": OverlayResponse, "content": {"image/png": {}}, "description": "Re-drawn."},
+        **error_responses(404, 409, 413, 422),
+    },
+)
+async def put_map_overlay(
+    map_id: str,
+    body: OverlayBody,
+    request: Request,
+    edge: EdgeDep,
+    format: Annotated[str | None, Query(pattern="^(json|png)$")] = None,
+    if_match: Annotated[str | None, Header(max_length=64)] = None,
+) -> Response:
+    """Re-draws the map's clean background with this spec (move a token, add a fireball) as version n + 1."""
+    rendered = await edge.overlays.update(map_id, body, expected_version=parse_if_match(if_match), kind=KIND)
+    return answer_overlay(rendered, request, format, _map_document(rendered.record), status=200)

@@ -1,0 +1,286 @@
+"""The ``tactical_map`` kind: a battle map from its structure.
+
+At acceptance the spec (grid, terrain, lights, tokens, templates, paths) is checked and measured, the terrain
+becomes a colour-coded layout sketch and a depth-like map at a model-friendly size with the map's aspect ratio,
+and the prompt is composed with the theme. The run generates the background (image-to-image from the sketch,
+conditioned on the depth map when the generator has a ControlNet), fits it exactly to ``cols * cell_px`` x
+``rows * cell_px``, draws the overlay layers on it, and records the map: an overlay of kind ``tactical_map`` whose
+id is decided at acceptance, so a retried job finds the map its first attempt recorded.
+
+The pure parts live in pipelines/overlay/ (geometry, drawing, UVTT) and pipelines/prompts/maps.py (sketch, depth,
+prompt, sizes). Route: serve_app/api/maps.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from pipelines.errors import InputError
+from pipelines.prompts import request_hash
+from pipelines.request import GenerationRequest
+from serve_app.jobs.base import JobRecord, JobResult, PermanentJobError
+from serve_app.jobs.kinds.base import Accepted, KindPayload
+from serve_app.jobs.kinds.generate import generation_fields
+from serve_app.overlays.models import OverlayBody
+from serve_app.schemas import ComposedRequest, PartialRequest
+
+if TYPE_CHECKING:
+    from serve_app.jobs.dispatcher import ProgressFn
+    from serve_app.jobs.stages import Stages
+
+__all__ = ["MAPS_PREFIX", "TacticalMapKind", "TacticalMapPayload", "TacticalMapRequest", "map_links"]
+
+MAPS_PREFIX = "/api/v2/images/maps"
+
+
+def map_links(map_id: str) -> dict[str, str]:
+    """The links of a map document: itself, its UVTT export and its editable overlay spec."""
+    base = f"{MAPS_PREFIX}/{map_id}"
+    return {
+        "self": base,
+        "uvtt": f"{base}/export.uvtt",
+        "dd2vtt": f"{base}/export.dd2vtt",
+        "overlay": f"{base}/overlay",
+    }
+
+
+@dataclass(frozen=True)
+class TacticalMapRequest:
+    """A tactical map request as a door hands it in.
+
+    Attributes:
+        overlay: The map's structure and overlay (grid, terrain, lights, tokens, templates, paths...).
+        prompt: What the art shows; None: a description made from the terrain.
+        negative_prompt: Added to the map's and the theme's negatives.
+        theme: A theme reference (``name``, ``id``, optional ``@version``).
+        variation: One of the theme's variations.
+        seed: The background's seed; random when None (then the job is not answered from the cache).
+        steps: Denoising steps; the composer's default when None.
+        guidance: Guidance scale; the composer's default when None.
+        format: Encoding the client asked for.
+        door: Where it came in (for the moderation log).
+    """
+
+    overlay: OverlayBody
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    theme: str | None = None
+    variation: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    format: str = "png"
+    door: str = "http"
+
+
+class TacticalMapPayload(KindPayload):
+    """What a tactical map job runs, decided at acceptance."""
+
+    map_id: str = Field(..., description="The map's id (its overlay id), decided at acceptance.")
+    overlay: dict[str, Any] = Field(..., description="The overlay spec as accepted (JSON).")
+    generation: dict[str, Any] = Field(..., description="The composed GenerationRequest, images aside.")
+    init_image: str = Field(..., description="Content hash of the layout sketch (the img2img start).")
+    control_image: str | None = Field(None, description="Content hash of the depth-like map (ControlNet).")
+    cacheable: bool = Field(..., description="Seeded by the client: an earlier identical background answers it.")
+    size_px: list[int] = Field(..., description="The map's exact size: cols * cell_px, rows * cell_px.")
+    theme_id: str | None = None
+    theme: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TacticalMapKind:
+    """One battle map per job: background art, the overlaid render, the geometry, the map record."""
+
+    name: ClassVar[str] = "tactical_map"
+
+    async def accept(self, request: TacticalMapRequest, stages: Stages) -> Accepted:
+        from pipelines.overlay.grid import GridGeometry
+        from pipelines.prompts import budget_warnings
+        from pipelines.prompts.maps import model_size, tactical_prompt
+
+        if stages.overlay is None or stages.overlays is None:
+            raise InputError("kind", self.name, "omitted: this service has no overlay stage")
+        theme = await stages.resolve_theme(request.theme, request.variation, self.name)
+        style = theme.style if theme is not None else None
+        spec = request.overlay.to_spec(style.palette if style is not None else (), stages.default_rule)
+        await stages.overlay.measure(spec)  # every rule checked, every waypoint reachable: a 422 now, not later
+        stages.moderate(_texts(request), theme, door=request.door)
+        geo = GridGeometry(spec.grid)
+        width_px, height_px = geo.width_px, geo.height_px
+        multiple = 64 if stages.map_base_pixels >= 512 * 512 else 8
+        gen_w, gen_h = model_size(width_px, height_px, base_pixels=stages.map_base_pixels, multiple=multiple)
+        gen_w, gen_h = _within(gen_w, gen_h, stages)
+        subject, negative = tactical_prompt(spec, request.prompt)
+        if request.negative_prompt:
+            negative = f"{negative}, {request.negative_prompt}"
+        cacheable = request.seed is not None
+        seed = request.seed
+        if seed is None:
+            seed_base = style.consistency.seed_base if style is not None else None
+            seed = seed_base if seed_base is not None else secrets.randbelow(2**32)
+        partial = PartialRequest(
+            prompt=subject,
+            negative_prompt=negative,
+            width=gen_w,
+            height=gen_h,
+            steps=request.steps,
+            guidance=request.guidance,
+            seed=seed,
+        )
+        composed = await stages.compose(partial, style)
+        stages.moderate({"prompt": composed.request.prompt}, theme, door=request.door)
+        sketch = await stages.overlay.sketch(spec, gen_w, gen_h)
+        init_sha = await stages.put_png(sketch.layout_png, "layout")
+        maps = stages.maps
+        strength = maps.layout_strength if maps is not None else 0.9
+        generation = replace(
+            composed.request,
+            mode="img2img",
+            strength=strength,
+            init_image=await stages.load_png(init_sha, "layout"),
+        )
+        control_sha = None
+        if stages.controlnet and (maps is None or maps.depth_control):
+            control_sha = await stages.put_png(sketch.depth_png, "depth")
+            scale = maps.control_scale if maps is not None else 0.6
+            generation = replace(
+                generation, control_image=await stages.load_png(control_sha, "depth"), control_scale=scale
+            )
+        generation.check(stages.limits)
+        overlay_json = request.overlay.to_json()
+        payload = TacticalMapPayload(
+            request_hash=request_hash(generation, init_sha, control_sha),
+            format=request.format,
+            map_id=str(uuid.uuid4()),
+            overlay=overlay_json,
+            generation=generation_fields(generation),
+            init_image=init_sha,
+            control_image=control_sha,
+            cacheable=cacheable,
+            size_px=[width_px, height_px],
+            theme_id=None if theme is None else str(theme.id),
+            theme=None if theme is None else theme.record(),
+            warnings=budget_warnings({"prompt": generation.prompt, "negative_prompt": generation.negative_prompt}),
+        )
+        identity = {
+            "kind": self.name,
+            "overlay": overlay_json,
+            **{k: v for k, v in _identity_fields(request).items() if v is not None},
+        }
+        return Accepted(payload, identity)
+
+    async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
+        if stages.overlays is None:
+            raise PermanentJobError("this service has no overlay store", param="kind")
+        payload = TacticalMapPayload.of(job)
+        fields = dict(payload.generation)
+        fields["init_image"] = await stages.load_png(payload.init_image, "layout")
+        if payload.control_image is not None:
+            fields["control_image"] = await stages.load_png(payload.control_image, "depth")
+        request = GenerationRequest(**fields)
+        request.check(stages.limits)
+        assert payload.request_hash is not None
+        composed = ComposedRequest(request, payload.request_hash, uuid.uuid4().hex)
+        record: dict[str, Any] = {"kind": "tactical_map_art"}
+        if payload.theme is not None:
+            record.update(theme_id=payload.theme_id, theme_version=payload.theme["version"])
+        art_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable, record=record)
+
+        width, height = payload.size_px
+        _, art = await stages.read_image(art_id)
+        assert stages.overlay is not None
+        fitted = await stages.overlay.fit(art, width, height)
+        background_id = await stages.derive(
+            art_id,
+            fitted,
+            kind="tactical_map_background",
+            settings={"fit": [width, height]},
+            request_hash=f"{payload.request_hash}:fit:{width}x{height}",
+        )
+        body = OverlayBody.model_validate(payload.overlay)
+        palette = ()
+        if payload.theme is not None and stages.themes is not None:
+            palette = await _theme_palette(stages, payload)
+        spec = body.to_spec(palette, stages.default_rule)
+        from serve_app.overlays.service import geometry_json, render_hash
+
+        digest = render_hash(background_id, payload.overlay)
+        render_id, rendered = await stages.render_overlay(background_id, spec, kind="tactical_map", request_hash=digest)
+        geometry = geometry_json(rendered.geometry, spec)
+        map_record = await stages.overlays.create(
+            overlay_id=payload.map_id,
+            kind="tactical_map",
+            image_id=background_id,
+            spec=payload.overlay,
+            geometry=geometry,
+            result_image_id=render_id,
+            job_id=job.id,
+        )
+        map_id = str(map_record.id)
+        data: dict[str, Any] = {
+            "map_id": map_id,
+            "links": map_links(map_id),
+            "background_image_id": background_id,
+            "render_image_id": render_id,
+            "art_image_id": art_id,
+            "size_px": [width, height],
+            "generated_size": [request.width, request.height],
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "seed": request.seed,
+            "theme": payload.theme,
+            "geometry": geometry,
+            "warnings": payload.warnings,
+        }
+        return JobResult(images=(render_id, background_id, art_id), data=data)
+
+    def referenced_assets(self, payload: Mapping[str, Any]) -> set[str]:
+        parsed = TacticalMapPayload.model_validate(payload)
+        return {sha for sha in (parsed.init_image, parsed.control_image) if sha is not None}
+
+
+def _texts(request: TacticalMapRequest) -> dict[str, str]:
+    """Every free text the map shows or is made from, by field (what moderation reads)."""
+    body = request.overlay
+    texts = {"prompt": request.prompt or ""}
+    texts.update({f"tokens[{i}].label": t.label or "" for i, t in enumerate(body.tokens)})
+    texts.update({f"templates[{i}].label": t.label or "" for i, t in enumerate(body.templates)})
+    texts.update({f"paths[{i}].label": p.label or "" for i, p in enumerate(body.paths)})
+    texts.update({f"markers[{i}].text": m.text or "" for i, m in enumerate(body.markers)})
+    return {k: v for k, v in texts.items() if v}
+
+
+def _identity_fields(request: TacticalMapRequest) -> dict[str, Any]:
+    return {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "theme": request.theme,
+        "variation": request.variation,
+        "seed": request.seed,
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "format": request.format,
+    }
+
+
+def _within(width: int, height: int, stages: Stages) -> tuple[int, int]:
+    """Shrinks a generation size that breaks the generator's bounds, keeping the aspect ratio."""
+    limits = stages.limits
+    scale = min(1.0, limits.max_size / max(width, height), (limits.max_pixels / (width * height)) ** 0.5)
+    if scale >= 1.0:
+        return width, height
+    return max(limits.min_size, int(width * scale) // 8 * 8), max(limits.min_size, int(height * scale) // 8 * 8)
+
+
+async def _theme_palette(stages: Stages, payload: TacticalMapPayload) -> tuple[str, ...]:
+    assert payload.theme is not None and stages.themes is not None
+    ref = f"{payload.theme_id}@{payload.theme['version']}"
+    variation = payload.theme.get("variation")
+    theme = await stages.themes.resolve(ref, variation=variation)
+    return tuple(theme.style.palette)
