@@ -39,6 +39,7 @@ class Ingress:
         generator: Handle to the Generator deployment.
         bridge: Handle to the ZmqBridge deployment, when it is deployed (for its stats).
         overlay: Handle to the Overlay deployment; None draws in this replica.
+        enhancer: Handle to the Enhancer deployment; None does the pixel work in this replica.
     """
 
     async def __init__(
@@ -49,6 +50,7 @@ class Ingress:
         generator: DeploymentHandle,
         bridge: DeploymentHandle | None = None,
         overlay: DeploymentHandle | None = None,
+        enhancer: DeploymentHandle | None = None,
     ) -> None:
         from serve_app.runtime import Handles, build_edge
         from serve_app.services import open_services
@@ -68,9 +70,12 @@ class Ingress:
             readiness=self.readiness,
             generator_stats=self.generator_stats,
             bridge_stats=self.bridge_stats if bridge is not None else None,
-            overlay=None if overlay is None else _OverlayHandle(overlay),
+            overlay=None if overlay is None else _Remote(overlay),
+            enhancer=None if enhancer is None else _Remote(enhancer),
         )
-        self._edge = build_edge(config, services, handles, owner=f"ingress-{uuid.uuid4().hex[:12]}")
+        self._edge = build_edge(
+            config, services, handles, owner=f"ingress-{uuid.uuid4().hex[:12]}", model_cache=settings.model_cache
+        )
         await self._edge.start()
         for body in config.cache.warm:
             await self._warm(body)
@@ -175,21 +180,17 @@ class Ingress:
                 logger.debug("cancel of job %s skipped", job_id, exc_info=True)
 
 
-class _OverlayHandle:
-    """The Overlay deployment behind the in-process stage's surface (measure, render, sketch, fit)."""
+class _Remote:
+    """A deployment handle behind the surface of its in-process stage: ``await stage.render(...)`` calls
+    ``handle.render.remote(...)`` (the Overlay and Enhancer deployments)."""
 
     def __init__(self, handle: DeploymentHandle) -> None:
         self._handle = handle
 
-    async def measure(self, spec: Any) -> Any:
-        return await self._handle.measure.remote(spec)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._handle, name)
 
-    async def render(self, background: bytes | None, spec: Any, art: Any = None) -> Any:
-        return await self._handle.render.remote(background, spec, art)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await method.remote(*args, **kwargs)
 
-    async def sketch(self, spec: Any, width: int, height: int) -> Any:
-        return await self._handle.sketch.remote(spec, width, height)
-
-    async def fit(self, image: bytes, width: int, height: int) -> bytes:
-        data: bytes = await self._handle.fit.remote(image, width, height)
-        return data
+        return call

@@ -361,33 +361,13 @@ def geometry_us(samples: int) -> dict[str, object]:
 
 
 async def tactical_map_s(rounds: int) -> dict[str, object]:
-    """Wall time of tactical map jobs end to end on the tiny model, in process (the edge ``make serve`` builds,
-    over the real Composer and Generator classes, SQLite and a local asset folder), and the share spent outside
-    the generator (acceptance: measuring, the layout sketch and depth map; after it: fitting, drawing, encoding,
-    storing, recording the map)."""
-    import os
-    import tempfile
-
-    from deployments.composer import Composer
-    from deployments.generator import Generator
-    from serve_app.config import AppConfig, ComposerConfig, GeneratorConfig, Settings
+    """Wall time of tactical map jobs end to end on the tiny model, in process (load_tests/_edge.py), and the share
+    spent outside the generator (acceptance: measuring, the layout sketch and depth map; after it: fitting,
+    drawing, encoding, storing, recording the map)."""
+    from load_tests._edge import in_process
+    from serve_app.config import ComposerConfig
     from serve_app.jobs.kinds import TacticalMapRequest
-    from serve_app.jobs.service import SubmitOptions
     from serve_app.overlays.models import OverlayBody
-    from serve_app.runtime import Handles, build_edge
-    from serve_app.services import open_services
-
-    cache = os.environ.get("LIMNER_MODEL_CACHE", str(ROOT / ".cache" / "models"))
-    composer_config = ComposerConfig(width=256, height=256, steps=20, base_pixels=65536)  # configs/serve.yaml
-    composer = Composer.func_or_class(composer_config, "tiny")
-    generator = Generator.func_or_class(GeneratorConfig(model_name="tiny", warmup_sizes=[]), "tiny", cache)
-    in_generator: list[float] = []
-
-    async def stream(composed: Any) -> Any:
-        t0 = time.perf_counter()
-        async for item in generator.generate_stream(composed, 0.5):
-            yield item
-        in_generator.append(time.perf_counter() - t0)
 
     body = {
         "grid": {"type": "square", "cols": 16, "rows": 12, "cell_px": 64},
@@ -401,28 +381,14 @@ async def tactical_map_s(rounds: int) -> dict[str, object]:
         "templates": [{"id": "fb", "shape": "sphere", "origin": {"x": 4, "y": 6}, "distance_ft": 20, "rule": "half"}],
         "paths": [{"id": "p", "token": "t0", "waypoints": [[1, 2], [6, 7]]}],
     }
-    with tempfile.TemporaryDirectory() as data:
-        config = AppConfig(composer=composer_config)
-        services = await open_services(config, Settings(data_dir=data))
-        handles = Handles(
-            compose=composer.compose, stream=stream, readiness=generator.ready, generator_stats=generator.stats
-        )
-        edge = build_edge(config, services, handles, poll_interval_s=0.02)
-        await edge.start()
-        try:
-            totals = []
-            for r in range(rounds + 1):
-                in_generator.clear()
-                request = TacticalMapRequest(overlay=OverlayBody.model_validate(body), seed=1000 + r)
-                t0 = time.perf_counter()
-                job, _ = await edge.jobs.submit("tactical_map", request, SubmitOptions(priority=0))
-                done = await edge.jobs.wait(job.id, 600)
-                elapsed = time.perf_counter() - t0
-                assert done.status.value == "succeeded", done.error
-                if r > 0:  # the first one warms the model up at this size
-                    totals.append((elapsed, sum(in_generator)))
-        finally:
-            await edge.aclose()
+    composer = ComposerConfig(width=256, height=256, steps=20, base_pixels=65536)  # configs/serve.yaml
+    totals = []
+    async with in_process(composer=composer) as service:
+        for r in range(rounds + 1):
+            request = TacticalMapRequest(overlay=OverlayBody.model_validate(body), seed=1000 + r)
+            _, elapsed, in_generator = await service.run("tactical_map", request)
+            if r > 0:  # the first one warms the model up at this size
+                totals.append((elapsed, in_generator))
     total = statistics.median(t for t, _ in totals)
     outside = statistics.median((t - g) / t for t, g in totals)
     return {

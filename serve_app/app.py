@@ -59,6 +59,7 @@ def deployment_options(config: AppConfig, *, cluster_has_gpus: bool) -> dict[str
         "Ingress": {"ray_actor_options": {"num_cpus": 0}},
         "Composer": {"ray_actor_options": {"num_cpus": 0}},
         "Overlay": {"ray_actor_options": {"num_cpus": 0}},
+        "Enhancer": {"ray_actor_options": {"num_cpus": 0}},
         "Generator": {"ray_actor_options": generator},
     }
     if config.zmq_bridge is not None and config.zmq_bridge.enabled:
@@ -85,6 +86,7 @@ def build_app(args: dict[str, Any]) -> Application:
         The bound ingress, ready for ``serve run``.
     """
     from deployments.composer import Composer
+    from deployments.enhancer import Enhancer
     from deployments.generator import Generator
     from deployments.ingress import Ingress
     from deployments.overlay import Overlay
@@ -116,4 +118,5 @@ def build_app(args: dict[str, Any]) -> Application:
         Generator.options(**options["Generator"]).bind(gen_config, source, cache_dir),
         bridge,
         Overlay.options(**options["Overlay"]).bind(config.overlay),
+        Enhancer.options(**options["Enhancer"]).bind(config.enhancer, cache_dir),
     )

@@ -24,6 +24,8 @@ __all__ = [
     "AppConfig",
     "CacheConfig",
     "ComposerConfig",
+    "EnhancerConfig",
+    "FaceRestorerConfig",
     "GeneratorConfig",
     "IngressConfig",
     "JobsConfig",
@@ -330,6 +332,53 @@ class MapsConfig(_Section):
     control_scale: float = Field(0.6, ge=0, le=2, description="ControlNet conditioning scale for the depth map.")
 
 
+class FaceRestorerConfig(_Section):
+    """A GFPGAN / CodeFormer-style face restorer (GPU nodes, spandrel in the ``gpu`` extra) from a local file."""
+
+    path: str = Field(..., description="Local weights file (.pth / .safetensors).")
+    license: str = Field(
+        ...,
+        description="The weights' licence as the user read it: Apache-2.0 (GFPGAN), "
+        "S-Lab-1.0 (CodeFormer, non-commercial)...",
+    )
+    acknowledge_non_commercial: bool = Field(
+        False, description="Required for a non-commercial licence (CodeFormer's S-Lab 1.0): this use is not commercial."
+    )
+
+    @model_validator(mode="after")
+    def _licence_acknowledged(self) -> FaceRestorerConfig:
+        from pipelines.enhance.restore import is_non_commercial
+
+        if is_non_commercial(self.license) and not self.acknowledge_non_commercial:
+            raise ValueError(
+                f"face_restorer licence {self.license!r} is non-commercial: set acknowledge_non_commercial: true "
+                "to confirm this deployment is not commercial use, or use a commercially licensed restorer (GFPGAN)"
+            )
+        return self
+
+
+class EnhancerConfig(_Section):
+    """The enhancer stage: upscaling, face enhancement and restyling (pipelines/enhance/)."""
+
+    max_pixels: int = Field(4096 * 4096, ge=64 * 64, description="Largest upscale result, width x height.")
+    native_size: int | None = Field(
+        None, ge=64, le=4096, description="Side of a repaint tile or face crop; None: the composer's width."
+    )
+    model_path: str | None = Field(
+        None,
+        description="ESRGAN-family weights for method 'model' (loaded through spandrel, gpu extra); None: the "
+        "built-in compact network with fixed random weights (the CPU profile: it exercises the path, not quality).",
+    )
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Where the model upscaler runs.")
+    face_detector: Literal["auto", "mediapipe", "haar"] = Field(
+        "auto", description="auto: the best detector that imports (mediapipe's BlazeFace, else OpenCV's Haar)."
+    )
+    face_restorer: FaceRestorerConfig | None = None
+    structure: Literal["edges", "luminance"] = Field(
+        "edges", description="What restyle's keep_structure conditions the depth ControlNet on."
+    )
+
+
 class ZmqBridgeSection(BridgeConfig):
     """The Experimance bridge: every :class:`BridgeConfig` setting, plus how bridge jobs are made."""
 
@@ -378,6 +427,7 @@ class AppConfig(_Section):
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
     overlay: OverlayConfig = Field(default_factory=OverlayConfig)
     maps: MapsConfig = Field(default_factory=MapsConfig)
+    enhancer: EnhancerConfig = Field(default_factory=EnhancerConfig)
     zmq_bridge: ZmqBridgeSection | None = Field(None, description="The Experimance ZMQ bridge; None: not deployed.")
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serve_app.config import AppConfig
+from serve_app.enhance.stage import EnhancerStage
 from serve_app.image_service import ImageService
 from serve_app.jobs.dispatcher import Dispatcher
 from serve_app.jobs.kinds import JobKind, KindRegistry, default_kinds
@@ -46,6 +47,8 @@ class Handles:
         stream_batch: The generator for a family of requests queued together (one job's variations).
         overlay: The overlay stage (measure, render, sketch, fit; the Overlay deployment's handle); None: an
             in-process :class:`~serve_app.overlays.stage.OverlayStage`.
+        enhancer: The enhancer stage (upscale, faces, structure; the Enhancer deployment's handle); None: an
+            in-process :class:`~serve_app.enhance.stage.EnhancerStage`.
     """
 
     compose: ComposeFn
@@ -55,6 +58,7 @@ class Handles:
     bridge_stats: Stats | None = None
     stream_batch: StreamBatchFn | None = None
     overlay: Any | None = None
+    enhancer: Any | None = None
 
 
 @dataclass
@@ -111,6 +115,7 @@ def build_edge(
     kinds: Iterable[JobKind] | None = None,
     owner: str | None = None,
     poll_interval_s: float | None = None,
+    model_cache: str | None = None,
 ) -> Edge:
     """Wires the edge. Await :meth:`Edge.start` on the event loop that serves it.
 
@@ -121,7 +126,13 @@ def build_edge(
         kinds: The job kinds; :func:`serve_app.jobs.kinds.default_kinds` by default.
         owner: The dispatcher's name on leases; a random ``ingress-…`` name by default.
         poll_interval_s: Overrides ``jobs.poll_interval_s`` (tests poll faster).
+        model_cache: Where the in-process enhancer keeps its built-in upscaler network (LIMNER_MODEL_CACHE's
+            default when None).
     """
+    if model_cache is None:
+        from serve_app.config import Settings
+
+        model_cache = Settings().model_cache
     jobs = config.jobs
     registry = KindRegistry(default_kinds() if kinds is None else kinds)
     limits = config.generator.limits.generation_limits()
@@ -153,6 +164,9 @@ def build_edge(
         maps=config.maps,
         map_base_pixels=config.maps.base_pixels or config.composer.base_pixels,
         controlnet=config.generator.controlnet is not None,
+        enhancer=handles.enhancer if handles.enhancer is not None else EnhancerStage(config.enhancer, model_cache),
+        enhancer_config=config.enhancer,
+        native_size=config.composer.width,
     )
     dispatcher = Dispatcher(
         services.jobs,

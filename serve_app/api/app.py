@@ -23,7 +23,7 @@ __all__ = ["create_api"]
 
 def create_api(edge: Edge | None) -> FastAPI:
     """Builds the HTTP application around ``edge`` (None: the caller sets ``app.state.edge`` later)."""
-    from serve_app.api import admin, assets, figures, generate, health, images, jobs, maps, overlays, themes
+    from serve_app.api import admin, assets, enhance, figures, generate, health, images, jobs, maps, overlays, themes
 
     app = FastAPI(
         title="limner",
@@ -46,6 +46,7 @@ def create_api(edge: Edge | None) -> FastAPI:
     app.include_router(figures.router)
     app.include_router(maps.router)
     app.include_router(overlays.router)  # before images: /{image_id}/overlays next to /{image_id}
+    app.include_router(enhance.router)
     app.include_router(images.router)
     app.include_router(assets.router)
     app.include_router(admin.router)

@@ -38,7 +38,7 @@ async def _submit(
     priority: int | None,
     idempotency_key: str | None,
 ) -> JSONResponse:
-    request = FigureRequest(body.to_spec())
+    request = FigureRequest(body.to_spec(), enhance=tuple(body.enhance))
     return await accept_job(jobs, images, kind, request, wait=wait, priority=priority, idempotency_key=idempotency_key)
 
 

@@ -27,8 +27,10 @@ MAX_DEADLINE_S = 30 * 86400.0
 
 def to_request(body: GenerateImageRequest) -> GenerateRequest:
     """The HTTP body as the generate kind's request."""
-    partial = PartialRequest(**body.model_dump(exclude={"format", "theme", "variation"}))
-    return GenerateRequest(partial, format=body.format, theme=body.theme, variation=body.variation)
+    partial = PartialRequest(**body.model_dump(exclude={"format", "theme", "variation", "enhance"}))
+    return GenerateRequest(
+        partial, format=body.format, theme=body.theme, variation=body.variation, enhance=tuple(body.enhance)
+    )
 
 
 @router.post(

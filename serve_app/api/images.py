@@ -15,12 +15,12 @@ from serve_app.errors import error_responses
 from serve_app.image_service import ImageService
 from serve_app.images import ImageRecord
 
-__all__ = ["router"]
+__all__ = ["image_json", "router"]
 
 router = APIRouter(prefix=IMAGES_PREFIX, tags=["images"])
 
 
-def _image_json(image: ImageRecord, images: ImageService) -> ImageResponse:
+def image_json(image: ImageRecord, images: ImageService) -> ImageResponse:
     return ImageResponse(
         id=str(image.id),
         kind=image.kind,
@@ -48,7 +48,7 @@ def _image_json(image: ImageRecord, images: ImageService) -> ImageResponse:
 
 @router.get("/{image_id}", summary="An image's metadata", response_model=ImageResponse, responses=error_responses(404))
 async def get_image(image_id: str, images: ImagesDep) -> ImageResponse:
-    return _image_json(await images.image(image_id), images)
+    return image_json(await images.image(image_id), images)
 
 
 @router.get(
@@ -81,7 +81,7 @@ async def get_image_file(
     responses=error_responses(404),
 )
 async def get_versions(image_id: str, images: ImagesDep) -> list[ImageResponse]:
-    return [_image_json(v, images) for v in await images.versions(image_id)]
+    return [image_json(v, images) for v in await images.versions(image_id)]
 
 
 @router.delete("/{image_id}", summary="Soft-delete an image", status_code=204, responses=error_responses(404))

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
     from pipelines.overlay.spec import OverlayLimits, OverlaySpec
-    from serve_app.config import MapsConfig
+    from serve_app.config import EnhancerConfig, MapsConfig
+    from serve_app.enhance.stage import EnhancerStage
     from serve_app.jobs.dispatcher import ProgressFn
     from serve_app.moderation import Moderator
     from serve_app.overlays.stage import OverlayStage, Rendered
@@ -73,6 +74,10 @@ class Stages:
         maps: How tactical maps generate their background (``maps`` section).
         map_base_pixels: The pixel budget a map's background is generated at.
         controlnet: The generator has a depth ControlNet.
+        enhancer: The enhancer stage (upscale, face and structure pixel work): the Enhancer deployment's handle, or
+            an in-process :class:`~serve_app.enhance.stage.EnhancerStage`; None: no enhancement.
+        enhancer_config: The ``enhancer`` section (pixel limit, repaint size).
+        native_size: The side repaints run at when ``enhancer.native_size`` is unset (the composer's width).
     """
 
     services: Services
@@ -91,6 +96,9 @@ class Stages:
     maps: MapsConfig | None = None
     map_base_pixels: int = 1024 * 1024
     controlnet: bool = False
+    enhancer: EnhancerStage | None = None
+    enhancer_config: EnhancerConfig | None = None
+    native_size: int = 1024
 
     @property
     def images(self) -> ImageRepository:
@@ -103,8 +111,8 @@ class Stages:
         :class:`~serve_app.schemas.FigureCompose`); raises ``InputError`` naming a bad field."""
         return await self.compose_fn(partial, style)
 
-    async def resolve_theme(self, ref: str | None, variation: str | None, kind: str) -> ResolvedTheme | None:
-        """The theme a request named, resolved for ``kind`` (None when it named none).
+    async def resolve_theme(self, ref: str | None, variation: str | None, kind: str | None) -> ResolvedTheme | None:
+        """The theme a request named, resolved for ``kind`` (None when it named none; ``kind`` None: any theme).
 
         Raises:
             InputError: A variation without a theme, an unknown variation, a theme not for ``kind``.
@@ -243,16 +251,19 @@ class Stages:
             ids.append(cached if isinstance(cached, str) and await self._still_there(cached) else None)
         missing = [i for i, found in enumerate(ids) if found is None]
         if missing:
-            todo = [family[i] for i in missing]
-            if self.stream_batch_fn is None or len(todo) == 1:
-                generated = [await self.generate(c, progress) for c in todo]
-            else:
-                generated = await self._generate_batch(todo, progress)
+            generated = await self.generate_many([family[i] for i in missing], progress)
             for i, image in zip(missing, generated, strict=True):
                 ids[i] = await self._record_generated(family[i], image, record)
                 if cacheable:
                     await self.services.results.set(family[i].request_hash, ids[i], ttl_s=self.result_ttl_s)
         return [str(i) for i in ids]
+
+    async def generate_many(self, requests: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
+        """Generates ``requests`` (queued together, so those sharing a batch key run in one call) without storing
+        them: repaint passes (hires tiles, face crops) whose results are blended into another image."""
+        if self.stream_batch_fn is None or len(requests) == 1:
+            return [await self.generate(c, progress) for c in requests]
+        return await self._generate_batch(requests, progress)
 
     async def _generate_batch(self, family: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
         assert self.stream_batch_fn is not None
@@ -371,11 +382,13 @@ class Stages:
         settings: Mapping[str, Any] | None = None,
         request_hash: str | None = None,
         size: tuple[int, int] | None = None,
+        theme: tuple[str, int] | None = None,
     ) -> str:
         """Stores ``png`` as a new version of ``parent_id`` (``parent_id`` set, ``version + 1``).
 
-        The derived image keeps its parent's prompt, seed and model; ``settings`` says what was done. ``size``
-        spares decoding ``png`` when the caller knows its width and height.
+        The derived image keeps its parent's prompt, seed, model and theme; ``settings`` says what was done.
+        ``size`` spares decoding ``png`` when the caller knows its width and height; ``theme`` (id, version)
+        records another theme than the parent's (a restyle).
 
         Raises:
             PermanentJobError: The parent image does not exist.
@@ -398,8 +411,8 @@ class Stages:
             request_hash=request_hash,
             parent_id=parent.id,
             version=parent.version + 1,
-            theme_id=parent.theme_id,
-            theme_version=parent.theme_version,
+            theme_id=parent.theme_id if theme is None else theme[0],
+            theme_version=parent.theme_version if theme is None else theme[1],
             subject_key=parent.subject_key,
         )
 

@@ -16,7 +16,15 @@ from fastapi.testclient import TestClient
 from deployments.composer import Composer
 from deployments.generator import Generator
 from serve_app.api.app import create_api
-from serve_app.config import AppConfig, ComposerConfig, GeneratorConfig, JobsConfig, MapsConfig, Settings
+from serve_app.config import (
+    AppConfig,
+    ComposerConfig,
+    EnhancerConfig,
+    GeneratorConfig,
+    JobsConfig,
+    MapsConfig,
+    Settings,
+)
 from serve_app.jobs.kinds import JobKind, default_kinds
 from serve_app.runtime import Edge, Handles, build_edge
 from serve_app.schemas import ComposedRequest
@@ -31,6 +39,7 @@ class Local:
     """
 
     def __init__(self, model_cache: Path, data_dir: Path, jobs: JobsConfig) -> None:
+        self.model_cache = model_cache
         self.composer = Composer.func_or_class(ComposerConfig(width=64, height=64, steps=3), "tiny")
         self.generator = Generator.func_or_class(
             GeneratorConfig(model_name="tiny", warmup_sizes=[]), "tiny", str(model_cache)
@@ -79,8 +88,13 @@ class Local:
 
     async def open(self) -> None:
         self._loop, self._gate = asyncio.get_running_loop(), asyncio.Event()
-        # Tactical maps generate their background at about 128 x 96 here (the tiny model, fast on CPU).
-        config = AppConfig(jobs=self.jobs_config, maps=MapsConfig(base_pixels=128 * 96))
+        # Tactical maps generate their background at about 128 x 96 here, and repaints (hires tiles, faces) run
+        # at 64 x 64: the tiny model, fast on CPU.
+        config = AppConfig(
+            jobs=self.jobs_config,
+            maps=MapsConfig(base_pixels=128 * 96),
+            enhancer=EnhancerConfig(native_size=64, max_pixels=1024 * 1024),
+        )
         services = await open_services(config, self.settings)
         handles = Handles(
             compose=self.composer.compose,
@@ -89,7 +103,9 @@ class Local:
             readiness=self.readiness,
             generator_stats=self.generator.stats,
         )
-        self.edge = build_edge(config, services, handles, kinds=self.kinds, poll_interval_s=0.05)
+        self.edge = build_edge(
+            config, services, handles, kinds=self.kinds, poll_interval_s=0.05, model_cache=str(self.model_cache)
+        )
         await self.edge.start()
 
     async def close(self) -> None:

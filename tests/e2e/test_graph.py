@@ -147,3 +147,19 @@ def test_a_tactical_map_runs_through_the_overlay_deployment(service: Service) ->
     assert image.size == (128, 96) and image.getpixel((16, 48)) == (255, 0, 0)
     export = httpx.get(f"{service.url}{data['links']['uvtt']}", timeout=30)
     assert export.status_code == 200 and export.json()["resolution"]["map_size"] == {"x": 4, "y": 3}
+
+
+def test_a_hires_upscale_and_a_face_fix_run_through_the_enhancer_deployment(service: Service) -> None:
+    body = {"prompt": "a knight's portrait", "width": 64, "height": 64, "steps": 2, "seed": 12}
+    r = httpx.post(f"{service.url}{GENERATE}", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    source = r.headers["x-image-id"]
+    steps = {"scale": 2, "method": "hires", "tile": 64, "overlap": 16}
+    up = httpx.post(f"{service.url}/api/v2/images/{source}/upscale?wait=240", json=steps, timeout=300)
+    assert up.status_code == 200, up.text
+    job = up.json()
+    assert job["status"] == "succeeded", job
+    image = httpx.get(f"{service.url}/api/v2/images/{job['image_id']}", timeout=30).json()
+    assert (image["width"], image["height"]) == (128, 128) and image["parent_id"] == source
+    fixed = httpx.post(f"{service.url}/api/v2/images/{job['image_id']}/face-fix?wait=240", json={}, timeout=300)
+    assert fixed.status_code == 200 and fixed.json()["status"] == "succeeded", fixed.text

@@ -14,7 +14,7 @@ from serve_app.config import AppConfig, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"serve.yaml": ROOT / "configs" / "serve.yaml", "serve.gpu.yaml": ROOT / "configs" / "serve.gpu.yaml"}
-LIGHT = ("Ingress", "Composer", "Overlay")
+LIGHT = ("Ingress", "Composer", "Overlay", "Enhancer")
 BRIDGE_ON = {"zmq_bridge": {"enabled": True}}
 BRIDGE_OFF = {"zmq_bridge": {"enabled": False}}
 
@@ -206,7 +206,7 @@ def test_options_are_fresh_dicts_each_call() -> None:
 )
 def test_the_bridge_deployment_exists_only_when_set_and_enabled(args: dict[str, Any], present: bool) -> None:
     options = deployment_options(AppConfig.model_validate(args), cluster_has_gpus=False)
-    expected = {"Ingress", "Composer", "Overlay", "Generator"} | ({"ZmqBridge"} if present else set())
+    expected = {"Ingress", "Composer", "Overlay", "Enhancer", "Generator"} | ({"ZmqBridge"} if present else set())
     assert set(options) == expected
     if present:
         assert options["ZmqBridge"]["num_replicas"] == 1
@@ -236,12 +236,13 @@ def test_the_yaml_bridge_entry_would_be_refused_with_the_bridge_off() -> None:
 def test_option_names_are_the_serve_deployment_names() -> None:
     # The options (and the YAML entries) are keyed by deployment name; each must be the name Serve knows.
     from deployments.composer import Composer
+    from deployments.enhancer import Enhancer
     from deployments.generator import Generator
     from deployments.ingress import Ingress
     from deployments.overlay import Overlay
     from deployments.zmq_bridge import ZmqBridgeDeployment
 
-    served = {d.name for d in (Composer, Generator, Ingress, Overlay, ZmqBridgeDeployment)}
+    served = {d.name for d in (Composer, Enhancer, Generator, Ingress, Overlay, ZmqBridgeDeployment)}
     made = set(deployment_options(AppConfig.model_validate(BRIDGE_ON), cluster_has_gpus=True))
     assert made == served
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_app.enhance.models import EnhanceStep
+
 __all__ = [
     "MAX_GUIDANCE",
     "MAX_SIDE",
@@ -75,6 +77,12 @@ class GenerateImageRequest(BaseModel):
         None, max_length=140, description="A theme by name or id, optionally pinned: `ink-and-wash@2`."
     )
     variation: str | None = Field(None, max_length=64, description="One of the theme's variations (`night`).")
+    enhance: list[EnhanceStep] = Field(
+        default_factory=list,
+        max_length=8,
+        description='Steps after generation, in order, each kept as a version: `[{"op": "face-fix"}, '
+        '{"op": "upscale", "scale": 2}]` (`upscale`, `face-fix`, `restyle`).',
+    )
 
 
 class ReadyResponse(BaseModel):

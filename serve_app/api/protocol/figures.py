@@ -19,6 +19,7 @@ from pipelines.prompts.specs import (
     PortraitSpec,
 )
 from serve_app.api.protocol import MAX_SIDE
+from serve_app.enhance.models import EnhanceStep
 
 __all__ = [
     "CharacterBody",
@@ -50,6 +51,11 @@ class _Common(_Body):
     )
     width: int | None = Field(None, ge=1, le=MAX_SIDE, description="Overrides the theme's and the framing's size.")
     height: int | None = Field(None, ge=1, le=MAX_SIDE)
+    enhance: list[EnhanceStep] = Field(
+        default_factory=list,
+        max_length=8,
+        description='Steps run on every image after generation, each kept as a version: `[{"op": "face-fix"}]`.',
+    )
 
     def common(self) -> FigureCommon:
         return FigureCommon(

@@ -31,6 +31,8 @@ from pipelines.prompts import (
 )
 from pipelines.prompts.specs import CreatureSpec, ItemSpec, PortraitSpec
 from pipelines.request import GenerationRequest
+from serve_app.enhance.models import parse_steps
+from serve_app.enhance.recipe import accept_steps, phase, run_steps
 from serve_app.jobs.base import JobRecord, JobResult
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.jobs.kinds.generate import generation_fields
@@ -58,10 +60,13 @@ class FigureRequest:
     Attributes:
         spec: The portrait, creature or item spec (its ``common`` holds theme, seed, variations...).
         door: Where it came in, for the moderation log.
+        enhance: Steps run in order on every generated image (``face-fix``, ``upscale``, ``restyle``), each kept
+            as its own version; the token, card or scale cue is drawn on the last.
     """
 
     spec: Spec
     door: str = "http"
+    enhance: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class FigurePayload(KindPayload):
     extras: dict[str, Any] = Field(default_factory=dict, description="What to draw on each image.")
     data: dict[str, Any] = Field(default_factory=dict, description="The kind's own result data (lengths...).")
     warnings: list[str] = Field(default_factory=list)
+    enhance: list[dict[str, Any]] = Field(default_factory=list, description="Steps after generation, as accepted.")
 
 
 class FigureKind:
@@ -157,6 +163,8 @@ class FigureKind:
             await stages.subjects.record(common.subject_key, self.name, plan.seed_base, plan.figure.descriptors)
         family = [generation_fields(c.request) for c in plan.composed]
         hashes = [request_hash(c.request) for c in plan.composed]
+        first = plan.composed[0].request
+        steps = await accept_steps(request.enhance, stages, size=(first.width, first.height))
         payload = FigurePayload(
             request_hash=hashes[0],
             format=common.format,
@@ -171,8 +179,12 @@ class FigureKind:
             extras=plan.extras,
             data=_jsonable(dict(plan.figure.data)),
             warnings=list(plan.warnings),
+            enhance=steps.steps,
         )
-        return Accepted(payload, {"kind": self.name, "spec": _jsonable(request.spec)})
+        identity: dict[str, Any] = {"kind": self.name, "spec": _jsonable(request.spec)}
+        if request.enhance:
+            identity["enhance"] = steps.steps
+        return Accepted(payload, identity)
 
     async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
         payload = FigurePayload.of(job)
@@ -184,11 +196,27 @@ class FigureKind:
         record: dict[str, Any] = {"kind": self.name, "subject_key": payload.subject_key}
         if payload.theme is not None:
             record.update(theme_id=payload.theme_id, theme_version=payload.theme["version"])
-        ids = await stages.generate_family(family, progress, cacheable=payload.cacheable, record=record)
+        steps = parse_steps(payload.enhance)
+        phases = 1 + len(steps) * len(family)
+        ids = await stages.generate_family(
+            family, phase(progress, 0, phases), cacheable=payload.cacheable, record=record
+        )
         variations: list[dict[str, Any]] = []
         derived: list[str] = []
-        for image_id, composed, digest in zip(ids, family, payload.hashes, strict=True):
-            entry: dict[str, Any] = {"seed": composed.request.seed, "image_id": image_id, "request_hash": digest}
+        finals: list[str] = []
+        for n, (generated_id, composed, digest) in enumerate(zip(ids, family, payload.hashes, strict=True)):
+            entry: dict[str, Any] = {"seed": composed.request.seed, "image_id": generated_id, "request_hash": digest}
+            image_id = generated_id
+            if steps:
+                done = await run_steps(
+                    generated_id, steps, stages, progress, first_phase=1 + n * len(steps), phases=phases
+                )
+                entry["versions"] = [generated_id, *(d.image_id for d in done)]
+                entry["enhance"] = [d.data for d in done]
+                image_id = done[-1].image_id
+                entry["image_id"] = image_id
+                derived.extend(entry["versions"][:-1])
+            finals.append(image_id)
             if payload.extras:
                 _, data = await stages.read_image(image_id)
                 art = encode.decode(data)
@@ -220,7 +248,7 @@ class FigureKind:
             "variations": variations,
             **payload.data,
         }
-        return JobResult(images=tuple(ids) + tuple(derived), data=data)
+        return JobResult(images=tuple(finals) + tuple(derived), data=data)
 
     def draw(self, art: Any, extras: Mapping[str, Any]) -> list[tuple[str, bytes]]:
         """The derived images (name, PNG) for one generated image."""

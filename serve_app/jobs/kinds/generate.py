@@ -19,6 +19,8 @@ from pipelines.errors import InputError
 from pipelines.prompts import request_hash
 from pipelines.request import GenerationRequest
 from pipelines.styles import Style
+from serve_app.enhance.models import parse_steps
+from serve_app.enhance.recipe import accept_steps, phase, run_steps
 from serve_app.jobs.base import JobRecord, JobResult
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.schemas import ComposedRequest, PartialRequest
@@ -46,6 +48,8 @@ class GenerateRequest:
             ``style``.
         variation: One of the theme's variations.
         door: Where it came in (``http``, ``zmq``), for the moderation log.
+        enhance: Steps run in order after generation (``face-fix``, ``upscale``, ``restyle``), each kept as its
+            own version.
     """
 
     partial: PartialRequest
@@ -58,6 +62,7 @@ class GenerateRequest:
     theme: str | None = None
     variation: str | None = None
     door: str = "http"
+    enhance: tuple[Any, ...] = ()
 
 
 class GeneratePayload(KindPayload):
@@ -71,6 +76,7 @@ class GeneratePayload(KindPayload):
     control_image: str | None = Field(None, description="Content hash of the ControlNet conditioning image.")
     theme_id: str | None = Field(None, description="Id of the theme applied (see ``theme`` for its version).")
     theme: dict[str, Any] | None = Field(None, description="The theme used: id, name, version, variation, chain.")
+    enhance: list[dict[str, Any]] = Field(default_factory=list, description="Steps after generation, as accepted.")
 
     async def composed(self, stages: Stages) -> ComposedRequest:
         """The generation request this payload describes, with its images loaded from the store."""
@@ -126,6 +132,9 @@ class GenerateKind:
             generation = replace(generation, control_image=control, control_scale=request.control_scale)
         if generation is not composed.request:
             generation.check(stages.limits)
+        steps = await accept_steps(request.enhance, stages, size=(generation.width, generation.height))
+        if request.enhance:
+            identity["enhance"] = steps.steps
         payload = GeneratePayload(
             request=given,
             cacheable=cacheable,
@@ -137,6 +146,7 @@ class GenerateKind:
             generation=generation_fields(generation),
             init_image=init_sha,
             control_image=control_sha,
+            enhance=steps.steps,
         )
         return Accepted(payload, identity)
 
@@ -146,11 +156,20 @@ class GenerateKind:
         record = (
             {} if payload.theme is None else {"theme_id": payload.theme_id, "theme_version": payload.theme["version"]}
         )
-        image_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable, record=record)
+        phases = 1 + len(payload.enhance)
+        image_id = await stages.generate_image(
+            composed, phase(progress, 0, phases), cacheable=payload.cacheable, record=record
+        )
         data: dict[str, Any] = {"request_hash": payload.request_hash, "seed": composed.request.seed}
         if payload.theme is not None:
             data["theme"] = payload.theme
-        return JobResult(images=(image_id,), data=data)
+        if not payload.enhance:
+            return JobResult(images=(image_id,), data=data)
+        done = await run_steps(image_id, parse_steps(payload.enhance), stages, progress, first_phase=1, phases=phases)
+        versions = [image_id, *(d.image_id for d in done)]
+        data["versions"] = versions
+        data["enhance"] = [d.data for d in done]
+        return JobResult(images=(versions[-1], *versions[:-1]), data=data)
 
     def referenced_assets(self, payload: Mapping[str, Any]) -> set[str]:
         parsed = GeneratePayload.model_validate(payload)
