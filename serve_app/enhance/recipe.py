@@ -51,7 +51,10 @@ class Enhanced:
 
 
 def phase(progress: ProgressFn, index: int, count: int) -> ProgressFn:
-    """Progress of part ``index`` of ``count`` (generation, then each step) as progress over the whole recipe."""
+    """Progress of part ``index`` of ``count`` (generation, then each step) as progress over the whole recipe:
+    ``step`` of ``count * 1000``. A job of one part reports its own steps unchanged (denoising steps of total)."""
+    if count == 1:
+        return progress
 
     async def report(step: int, total: int) -> None:
         done = step / total if total else 1.0

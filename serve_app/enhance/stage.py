@@ -96,7 +96,7 @@ class EnhancerStage:
         from pipelines import encode
         from pipelines.enhance.upscale import lanczos
 
-        return encode.encode(lanczos(_rgb(png), width, height), "png")
+        return encode.encode(lanczos(_rgb(png), width, height), "png", fast=True)
 
     def _model_path(self) -> Path:
         from pipelines.enhance.model import ensure_default_model
@@ -118,7 +118,7 @@ class EnhancerStage:
         image = _rgb(png)
         width, height = target_size(image.width, image.height, settings.scale)
         out = model_resize(self._upscaler(), image, width, height, tile=settings.tile, overlap=settings.overlap)
-        return encode.encode(out, "png")
+        return encode.encode(out, "png", fast=True)
 
     def _hires_plan(self, png: bytes, settings: UpscaleSettings, native: int) -> HiresPlan:
         from pipelines.enhance.upscale import hires_plan
@@ -131,7 +131,7 @@ class EnhancerStage:
         from pipelines.enhance.upscale import hires_blend
 
         pairs = [(tile, _rgb(data)) for tile, data in zip(plan.tiles, repainted, strict=True)]
-        return encode.encode(hires_blend(plan.base, pairs, overlap), "png")
+        return encode.encode(hires_blend(plan.base, pairs, overlap), "png", fast=True)
 
     def _face_plan(self, png: bytes, settings: FaceFixSettings, native: int) -> FacePlan:
         from pipelines.enhance.faces import available_detectors, detect_faces, face_plan
@@ -147,13 +147,13 @@ class EnhancerStage:
         from pipelines.enhance.faces import paste_faces
 
         pairs = [(crop, _rgb(data)) for crop, data in zip(plan.crops, repainted, strict=True)]
-        return encode.encode(paste_faces(_rgb(png), pairs), "png")
+        return encode.encode(paste_faces(_rgb(png), pairs), "png", fast=True)
 
     def _structure(self, png: bytes) -> bytes:
         from pipelines import encode
         from pipelines.enhance.structure import structure_map
 
-        return encode.encode(structure_map(_rgb(png), kind=self._config.structure).convert("RGB"), "png")
+        return encode.encode(structure_map(_rgb(png), kind=self._config.structure).convert("RGB"), "png", fast=True)
 
 
 def _rgb(data: bytes) -> Image.Image:
