@@ -49,6 +49,9 @@ class Enhancer:
     async def paste_faces(self, png: bytes, plan: FacePlan, repainted: Sequence[bytes]) -> bytes:
         return await self._stage.paste_faces(png, plan, repainted)
 
+    async def restore_faces(self, plan: FacePlan) -> list[bytes]:
+        return await self._stage.restore_faces(plan)
+
     async def structure(self, png: bytes) -> bytes:
         return await self._stage.structure(png)
 

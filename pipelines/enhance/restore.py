@@ -13,9 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from pipelines.errors import InputError
 
-__all__ = ["NON_COMMERCIAL_ARCHITECTURES", "NON_COMMERCIAL_LICENSES", "is_non_commercial", "load_restorer"]
+__all__ = [
+    "NON_COMMERCIAL_ARCHITECTURES",
+    "NON_COMMERCIAL_LICENSES",
+    "is_non_commercial",
+    "load_restorer",
+    "restore",
+]
 
 NON_COMMERCIAL_LICENSES = ("s-lab", "cc-by-nc", "non-commercial", "noncommercial", "nc-")
 """Licence names (lower case, matched as substrings) that allow non-commercial use only."""
@@ -47,3 +55,21 @@ def load_restorer(path: str | Path, *, acknowledged_non_commercial: bool, device
     if getattr(descriptor, "purpose", None) != "FaceSR":
         raise InputError("face_restorer", name, "a face restoration model (GFPGAN, CodeFormer, RestoreFormer)")
     return descriptor
+
+
+def restore(restorer: Any, image: Image.Image) -> Image.Image:
+    """One face crop through a restorer (a callable on ``1 x 3 x H x W`` float tensors in 0..1, as spandrel's
+    descriptors are), at the crop's size."""
+    import numpy as np
+    import torch
+
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    device = getattr(restorer, "device", None)
+    if device is not None:
+        tensor = tensor.to(device)
+    with torch.inference_mode():
+        out = restorer(tensor)
+    array = out.squeeze(0).permute(1, 2, 0).clamp(0, 1).float().cpu().numpy()
+    result = Image.fromarray((array * 255.0 + 0.5).astype(np.uint8), "RGB")
+    return result if result.size == image.size else result.resize(image.size, Image.Resampling.LANCZOS)

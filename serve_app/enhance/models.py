@@ -43,11 +43,14 @@ class FaceFixBody(_Body):
     max_faces: int = Field(4, description="At most this many faces, largest first.")
     feather: float = Field(0.15, description="Mask feather, as a fraction of the crop's side.")
     detector: str | None = Field(None, description="mediapipe | haar; null: the configured one.")
+    restorer: bool = Field(
+        False, description="Restore each face with the configured GFPGAN/CodeFormer-style model instead of re-painting."
+    )
 
     def to_settings(self) -> Any:
         from pipelines.enhance.faces import FaceFixSettings
 
-        return FaceFixSettings(**self.model_dump(exclude={"op"}))
+        return FaceFixSettings(**self.model_dump(exclude={"op", "restorer"}))
 
 
 class RestyleBody(_Body):

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["Accepted", "Enhanced", "Step", "accept_steps", "phase", "run_step", "run_steps"]
 
 Step = UpscaleBody | FaceFixBody | RestyleBody
+RESTORER_SIZE = 512
+"""The face crop side GFPGAN/CodeFormer-style restorers work at."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ async def accept_steps(
                     width, height = target_size(width, height, settings.scale)
             elif isinstance(step, FaceFixBody):
                 settings.check()
+                config = stages.enhancer_config
+                if step.restorer and (config is None or config.face_restorer is None):
+                    raise InputError("restorer", True, "false: this service has no enhancer.face_restorer")
             else:
                 settings.check()
                 theme = await stages.resolve_theme(step.theme, step.variation, None)
@@ -217,12 +222,17 @@ async def _face_fix(
     assert stages.enhancer is not None
     settings = step.to_settings()
     settings.check()
-    native = _native(stages)
+    native = RESTORER_SIZE if step.restorer else _native(stages)
     plan = await stages.enhancer.face_plan(data, settings, native)
     facts: dict[str, Any] = {"faces": [list(box) for box, _ in plan.faces], "detector": plan.detector}
     if not plan.crops:
         await progress(1, 1)
         return data, facts
+    if step.restorer:
+        facts["restorer"] = True
+        restored = await stages.enhancer.restore_faces(plan)
+        await progress(1, 1)
+        return await stages.enhancer.paste_faces(data, plan, restored), facts
     prompt = face_prompt(record.prompt, max_chars=stages.limits.max_prompt_chars)
     requests = [_repaint(record, crop.crop, prompt, settings.strength, None, crop.crop.size) for crop in plan.crops]
     repainted = await _generate(requests, stages, progress)

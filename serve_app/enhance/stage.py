@@ -76,6 +76,10 @@ class EnhancerStage:
     async def paste_faces(self, png: bytes, plan: FacePlan, repainted: Sequence[bytes]) -> bytes:
         return await asyncio.to_thread(self._paste_faces, png, plan, list(repainted))
 
+    async def restore_faces(self, plan: FacePlan) -> list[bytes]:
+        """Each face crop of ``plan`` through the configured restorer (``enhancer.face_restorer``), as PNGs."""
+        return await asyncio.to_thread(self._restore_faces, plan)
+
     async def structure(self, png: bytes) -> bytes:
         """A depth-like map of ``png`` for the depth ControlNet (``enhancer.structure``: edges or luminance)."""
         return await asyncio.to_thread(self._structure, png)
@@ -148,6 +152,24 @@ class EnhancerStage:
 
         pairs = [(crop, _rgb(data)) for crop, data in zip(plan.crops, repainted, strict=True)]
         return encode.encode(paste_faces(_rgb(png), pairs), "png", fast=True)
+
+    @functools.cache  # noqa: B019 - one stage per replica; the restorer is loaded once
+    def _restorer(self) -> Any:
+        from pipelines.enhance.restore import load_restorer
+
+        config = self._config.face_restorer
+        if config is None:
+            raise ValueError("no enhancer.face_restorer is configured")
+        return load_restorer(
+            config.path, acknowledged_non_commercial=config.acknowledge_non_commercial, device=self._config.device
+        )
+
+    def _restore_faces(self, plan: FacePlan) -> list[bytes]:
+        from pipelines import encode
+        from pipelines.enhance.restore import restore
+
+        restorer = self._restorer()
+        return [encode.encode(restore(restorer, crop.crop), "png", fast=True) for crop in plan.crops]
 
     def _structure(self, png: bytes) -> bytes:
         from pipelines import encode

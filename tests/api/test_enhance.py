@@ -211,3 +211,9 @@ def test_a_generate_recipe_reports_progress_over_the_whole_recipe(client: TestCl
 def test_an_upload_that_is_not_an_image_is_a_422(client: TestClient) -> None:
     r = client.post(f"{IMAGES}/uploads", content=b"not an image")
     assert r.status_code == 422 and r.json()["error"]["param"] == "body"
+
+
+def test_face_fix_with_the_restorer_is_refused_when_none_is_configured(client: TestClient) -> None:
+    source = _upload(client, Image.new("RGB", (64, 64), "#aa6633"))
+    r = client.post(f"{IMAGES}/{source}/face-fix", json={"restorer": True})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "restorer"
