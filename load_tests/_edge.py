@@ -77,7 +77,7 @@ async def in_process(**config: Any) -> AsyncIterator[InProcess]:
             readiness=generator.ready,
             generator_stats=generator.stats,
         )
-        edge = build_edge(app, services, handles, poll_interval_s=0.02, model_cache=cache)
+        edge = build_edge(app, services, handles, poll_interval_s=0.5, model_cache=cache)
         await edge.start()
         state.edge = edge
         try:
