@@ -12,14 +12,13 @@ year's art can be upscaled or restyled too.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from serve_app.api.deps import EdgeDep, ImagesDep, JobsDep
-from serve_app.api.protocol import ImageResponse, JobResponse
-from serve_app.api.responses import IMAGES_PREFIX, accept_job
+from serve_app.api.deps import EdgeDep
+from serve_app.api.job_routes import add_job_route
+from serve_app.api.protocol import ImageResponse
+from serve_app.api.responses import IMAGES_PREFIX
 from serve_app.enhance.models import FaceFixBody, RestyleBody, UpscaleBody
 from serve_app.errors import InvalidRequest, error_responses
 from serve_app.jobs.kinds.enhance import EnhanceRequest
@@ -28,93 +27,48 @@ __all__ = ["router"]
 
 router = APIRouter(prefix=IMAGES_PREFIX, tags=["enhance"])
 
-_WAIT = Query(ge=0, le=600, allow_inf_nan=False, description="Seconds to wait for the result.")
-_PRIORITY = Query(ge=-100, le=100, description="Higher runs first; at most `jobs.max_client_priority`.")
-_RESPONSES = {
-    200: {"model": JobResponse, "description": "Finished within `wait`."},
-    **error_responses(404, 409, 413, 422, 503),
-}
-_FORMAT = Query(pattern="^(png|webp|jpeg)$", description="Encoding of the result's asset link.")
+
+def _request(body: UpscaleBody | FaceFixBody | RestyleBody, image_id: str) -> EnhanceRequest:
+    return EnhanceRequest(image_id, body)
 
 
-async def _submit(
-    kind: str,
-    image_id: str,
-    body: UpscaleBody | FaceFixBody | RestyleBody,
-    jobs: JobsDep,
-    images: ImagesDep,
-    wait: float,
-    priority: int | None,
-    idempotency_key: str | None,
-    format: str,
-) -> JSONResponse:
-    request = EnhanceRequest(image_id, body, format=format)
-    return await accept_job(jobs, images, kind, request, wait=wait, priority=priority, idempotency_key=idempotency_key)
-
-
-@router.post(
-    "/{image_id}/upscale", summary="Upscale an image", status_code=202, response_model=JobResponse, responses=_RESPONSES
+add_job_route(
+    router,
+    "/{image_id}/upscale",
+    kind="upscale",
+    body=UpscaleBody,
+    to_request=_request,
+    path_params=("image_id",),
+    summary="Upscale an image",
+    description="`lanczos` resamples; `hires` (A1111's hires fix) resamples, then re-paints tiles of the model's "
+    "native size by image-to-image with the image's own prompt and seed at `denoise`, blended with feathered "
+    "overlaps; `model` runs an ESRGAN-family network (the configured weights; on the CPU profile a built-in small "
+    "network). A result past `enhancer.max_pixels` is a 422 naming `scale`.",
 )
-async def upscale(
-    image_id: str,
-    body: UpscaleBody,
-    jobs: JobsDep,
-    images: ImagesDep,
-    wait: Annotated[float, _WAIT] = 0,
-    priority: Annotated[int | None, _PRIORITY] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    format: Annotated[str, _FORMAT] = "png",
-) -> JSONResponse:
-    """`lanczos` resamples; `hires` (A1111's hires fix) resamples, then re-paints tiles of the model's native size
-    by image-to-image with the image's own prompt and seed at `denoise`, blended with feathered overlaps; `model`
-    runs an ESRGAN-family network (the configured weights; on the CPU profile a built-in small network). A result
-    past `enhancer.max_pixels` is a 422 naming `scale`."""
-    return await _submit("upscale", image_id, body, jobs, images, wait, priority, idempotency_key, format)
-
-
-@router.post(
+add_job_route(
+    router,
     "/{image_id}/face-fix",
+    kind="face_fix",
+    body=FaceFixBody,
+    to_request=_request,
+    path_params=("image_id",),
     summary="Re-paint the faces of an image",
-    status_code=202,
-    response_model=JobResponse,
-    responses=_RESPONSES,
+    description="ADetailer's face pass: each detected face's padded box is re-painted at the model's native size "
+    "with a face prompt built from the image's own (or, with `restorer: true`, run through the configured "
+    "GFPGAN/CodeFormer-style restorer), then pasted back through a feathered mask; nothing outside the padded boxes "
+    "changes. `result.data.faces` lists the boxes (none found: the version equals its source).",
 )
-async def face_fix(
-    image_id: str,
-    body: FaceFixBody,
-    jobs: JobsDep,
-    images: ImagesDep,
-    wait: Annotated[float, _WAIT] = 0,
-    priority: Annotated[int | None, _PRIORITY] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    format: Annotated[str, _FORMAT] = "png",
-) -> JSONResponse:
-    """ADetailer's face pass: each detected face's padded box is re-painted at the model's native size with a face
-    prompt built from the image's own, then pasted back through a feathered mask; nothing outside the padded boxes
-    changes. `result.data.faces` lists the boxes (none found: the version equals its source)."""
-    return await _submit("face_fix", image_id, body, jobs, images, wait, priority, idempotency_key, format)
-
-
-@router.post(
+add_job_route(
+    router,
     "/{image_id}/restyle",
+    kind="restyle",
+    body=RestyleBody,
+    to_request=_request,
+    path_params=("image_id",),
     summary="Re-render an image into a theme",
-    status_code=202,
-    response_model=JobResponse,
-    responses=_RESPONSES,
+    description="Image-to-image into the theme at `strength`; `keep_structure` also conditions the depth ControlNet "
+    "on an edge map of the image (when the generator has one). The new version records the theme and its version.",
 )
-async def restyle(
-    image_id: str,
-    body: RestyleBody,
-    jobs: JobsDep,
-    images: ImagesDep,
-    wait: Annotated[float, _WAIT] = 0,
-    priority: Annotated[int | None, _PRIORITY] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    format: Annotated[str, _FORMAT] = "png",
-) -> JSONResponse:
-    """Image-to-image into the theme at `strength`; `keep_structure` also conditions the depth ControlNet on an
-    edge map of the image (when the generator has one). The new version records the theme and its version."""
-    return await _submit("restyle", image_id, body, jobs, images, wait, priority, idempotency_key, format)
 
 
 @router.post(

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from serve_app.api.deps import EdgeDep, ImagesDep, JobsDep
+from serve_app.api.deps import EdgeDep
+from serve_app.api.job_routes import add_job_route
 from serve_app.api.overlays import answer_overlay, overlay_document, parse_if_match
-from serve_app.api.protocol import JobResponse
 from serve_app.api.protocol.overlays import OverlayResponse, TacticalMapBody, UvttImportResponse
-from serve_app.api.responses import IMAGES_PREFIX, accept_job
+from serve_app.api.responses import IMAGES_PREFIX
 from serve_app.errors import InvalidRequest, error_responses
 from serve_app.jobs.kinds.map import MAPS_PREFIX, map_links
 from serve_app.overlays.models import OverlayBody
@@ -30,35 +30,18 @@ __all__ = ["router"]
 router = APIRouter(prefix=MAPS_PREFIX, tags=["maps"])
 KIND = "tactical_map"
 
-_WAIT = Query(ge=0, le=600, allow_inf_nan=False, description="Seconds to wait for the result.")
-_PRIORITY = Query(ge=-100, le=100, description="Higher runs first; at most `jobs.max_client_priority`.")
-
-
-@router.post(
+add_job_route(
+    router,
     "/tactical",
+    kind=KIND,
+    body=TacticalMapBody,
+    to_request=TacticalMapBody.to_request,
     summary="A tactical battle map job",
-    status_code=202,
-    response_model=JobResponse,
-    responses={
-        200: {"model": JobResponse, "description": "Finished within `wait`."},
-        **error_responses(404, 409, 413, 422, 503),
-    },
+    description="The art at exactly `cols * cell_px` x `rows * cell_px`, generated from a layout sketch of the "
+    "terrain in the theme's look, with the overlay layers drawn on it. `result.data` holds `map_id`, `links` "
+    "(`self`, `uvtt`, `overlay`), the clean background and the render's image ids, and the geometry. Walls, closed "
+    "doors and windows block movement and paths; difficult areas double their cost (docs/OVERLAYS.md).",
 )
-async def tactical(
-    body: TacticalMapBody,
-    jobs: JobsDep,
-    images: ImagesDep,
-    wait: Annotated[float, _WAIT] = 0,
-    priority: Annotated[int | None, _PRIORITY] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> JSONResponse:
-    """The art at exactly `cols * cell_px` x `rows * cell_px`, generated from a layout sketch of the terrain in
-    the theme's look, with the overlay layers drawn on it. `result.data` holds `map_id`, `links` (`self`, `uvtt`,
-    `overlay`), the clean background and the render's image ids, and the geometry. Walls, closed doors and windows
-    block movement and paths; difficult areas double their cost."""
-    return await accept_job(
-        jobs, images, KIND, body.to_request(), wait=wait, priority=priority, idempotency_key=idempotency_key
-    )
 
 
 @router.post(
