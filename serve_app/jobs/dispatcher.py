@@ -78,6 +78,7 @@ class Dispatcher:
         self._reserved = 0
         self._cancel_requested: set[uuid.UUID] = set()
         self._wake = asyncio.Event()
+        self._handing_back: set[uuid.UUID] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._queued = 0
         self._counted_at = 0.0
@@ -104,11 +105,20 @@ class Dispatcher:
         """
         self._stopping = True
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        for task in list(self._running.values()):
-            task.cancel()
+            # Let the loop finish its tick rather than cancel it mid-claim: a claim the database committed but the
+            # cancelled tick never registered would stay ``running`` until its lease expired. Jobs claimed after
+            # stopping began are handed back by _run. Bounded: a tick stuck on the database is cancelled.
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=5.0)
+            except TimeoutError:
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
+        await asyncio.sleep(0)  # let tasks of the last tick start: they see stopping and hand their job back
+        for job_id, task in list(self._running.items()):
+            if job_id not in self._handing_back:  # cancelling one mid-hand-back would lose the hand-back
+                task.cancel()
         if self._running:
             # Bounded: a shutdown never hangs on a job; an unfinished one comes back when its lease expires.
             await asyncio.wait(list(self._running.values()), timeout=10)
@@ -164,7 +174,7 @@ class Dispatcher:
         return True
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._tick()
             except asyncio.CancelledError:
@@ -173,6 +183,8 @@ class Dispatcher:
                 logger.exception("dispatcher tick failed")
                 await asyncio.sleep(1.0)
             self._wake.clear()
+            if self._stopping:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
 
@@ -186,7 +198,7 @@ class Dispatcher:
             self._queued = counts.get(JobStatus.QUEUED, 0)
             self._counted_at = now
         free = self.free_slots
-        while free > 0:
+        while free > 0 and not self._stopping:
             claimed = await self._store.claim(self.owner, lease_s=self._lease_s, limit=free)
             for job in claimed:
                 self._running[job.id] = asyncio.get_running_loop().create_task(self._run(job))
@@ -204,9 +216,13 @@ class Dispatcher:
         return await kind.run(job, self._stages, self._progress_fn(job))
 
     async def _run(self, job: JobRecord) -> None:
-        if self._stopping:  # adopted after stop() began: hand it back before any work starts
-            await self._release(job)
-            self._running.pop(job.id, None)
+        if self._stopping:  # claimed or adopted after stop() began: hand it back before any work starts
+            self._handing_back.add(job.id)
+            try:
+                await self._release(job)
+            finally:
+                self._running.pop(job.id, None)
+                self._handing_back.discard(job.id)
             return
         work = asyncio.ensure_future(self._execute(job))
         beat = asyncio.ensure_future(self._heartbeat(job, work))
