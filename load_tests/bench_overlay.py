@@ -13,10 +13,12 @@
   ``pillow_aa_ms``, the same scene drawn with Pillow anti-aliased by 4x supersampling per shape (the alternative
   the renderer was chosen against). Target: ``value`` at most 20 ms.
 - ``geometry_us``: p50 microseconds to measure one template, the heavy case (a 60-ft flat cone under ``any``
-  from (20, 15), direction 30 degrees), through ``pipelines.overlay.geometry.measure`` on a one-template spec
-  when that module exists (else ``pipelines.overlay.templates.covered_cells``); ``covered_cells_us`` is the
-  template maths alone. Baseline: a 20-ft sphere under ``center`` measured the same way. Target: ``value`` at
+  from (20, 15), direction 30 degrees), through ``pipelines.overlay.geometry.measure`` on a one-template spec;
+  ``covered_cells_us`` is the template maths alone (``pipelines.overlay.templates.covered_cells``). Baseline: a
+  20-ft sphere under ``center`` measured the same way. Target: ``value`` at
   most 200 us.
+- ``movement_ms``: p50 of a 60-ft movement query from the middle of an open 40x30 grid under ``5-10-5`` against
+  ``5-5-5`` (the alternating rule searches (cell, parity) states).
 
 - ``tactical_map_s``: p50 seconds of a tactical map job end to end on the tiny model, in process (16x12 cells at
   64 px, generated at the CPU profile's 65536 pixels and 20 steps), and ``outside_generator_share``: the part of
@@ -297,18 +299,16 @@ def overlay_render_ms(rounds: int) -> dict[str, object]:
 def _template_measure(template: Any, via: str) -> Callable[[], object]:
     """A callable measuring one template: ``geometry.measure`` on a one-template spec (grid geometry built once),
     or ``templates.covered_cells`` directly."""
-    import importlib
-
     from pipelines.overlay import spec as s
+    from pipelines.overlay.geometry import measure
     from pipelines.overlay.grid import GridGeometry
+    from pipelines.overlay.templates import covered_cells
 
     grid = s.Grid(cols=COLS, rows=ROWS, cell_px=CELL_PX)
     spec = s.OverlaySpec(grid=grid, templates=(template,))
     geo = GridGeometry(grid)
     if via == "measure":
-        measure = importlib.import_module("pipelines.overlay.geometry").measure
         return lambda: measure(spec, geo)
-    covered_cells = importlib.import_module("pipelines.overlay.templates").covered_cells
     return lambda: covered_cells(template, spec, geo, "templates[0]")
 
 
@@ -329,17 +329,14 @@ def _pair_p50(heavy: Callable[[], object], light: Callable[[], object], samples:
 
 
 def geometry_us(samples: int) -> dict[str, object]:
-    import importlib.util
-
     from pipelines.overlay import spec as s
 
     cone = s.Template(id="cone", shape="cone", origin=(20.0, 15.0), direction=30.0, distance_ft=60.0, rule="any")
     sphere = s.Template(id="ball", shape="sphere", origin=(20.0, 15.0), distance_ft=20.0, rule="center")
-    has_measure = importlib.util.find_spec("pipelines.overlay.geometry") is not None
-    via = "measure" if has_measure else "covered_cells"
-    values, baseline = _pair_p50(_template_measure(cone, via), _template_measure(sphere, via), samples)
+    values, baseline = _pair_p50(_template_measure(cone, "measure"), _template_measure(sphere, "measure"), samples)
     value = statistics.median(values)
-    out: dict[str, object] = {
+    cells, _ = _pair_p50(_template_measure(cone, "covered_cells"), lambda: None, samples)  # the maths alone
+    return {
         "bench": "geometry_us",
         "value": round(value, 2),
         "unit": "us",
@@ -347,17 +344,40 @@ def geometry_us(samples: int) -> dict[str, object]:
         "baseline_is": "a 20-ft sphere under center, measured the same way",
         "ratio": round(value / baseline, 2),
         "p90_us": round(statistics.quantiles(values, n=10)[-1], 2),
-        "via": f"pipelines.overlay.{'geometry.measure' if has_measure else 'templates.covered_cells'}",
-    }
-    if has_measure:  # the template maths alone, without measure's per-spec work
-        cells, _ = _pair_p50(_template_measure(cone, "covered_cells"), lambda: None, samples)
-        out["covered_cells_us"] = round(statistics.median(cells), 2)
-    out |= {
+        "via": "pipelines.overlay.geometry.measure",
+        "covered_cells_us": round(statistics.median(cells), 2),
         "samples": samples,
         "case": "60-ft flat cone, rule any, origin (20, 15), direction 30",
         "target": "value <= 200",
     }
-    return out
+
+
+def movement_ms(samples: int) -> dict[str, object]:
+    """p50 of a 60-ft movement query from the middle of an open 40x30 grid, under 5-10-5 (the alternating rule
+    searches (cell, parity) states) against 5-5-5, same run, interleaved."""
+    from pipelines.overlay.grid import GridGeometry
+    from pipelines.overlay.paths import movement, obstacles
+    from pipelines.overlay.spec import Grid, MovementQuery, OverlaySpec, Token
+
+    def query(rule: str) -> Callable[[], object]:
+        spec = OverlaySpec(Grid(cols=COLS, rows=ROWS, diagonals=rule), tokens=(Token("t", (20, 15)),))
+        geo = GridGeometry(spec.grid)
+        blocking = obstacles(spec, geo)
+        move = MovementQuery("m", "t", 60)
+        return lambda: movement(move, spec, geo, blocking)
+
+    values, baseline = _pair_p50(query("5-10-5"), query("5-5-5"), samples)
+    value = statistics.median(values) / 1000
+    return {
+        "bench": "movement_ms",
+        "value": round(value, 3),
+        "unit": "ms",
+        "baseline": round(baseline / 1000, 3),
+        "baseline_is": "the same query under 5-5-5",
+        "ratio": round(value * 1000 / baseline, 2),
+        "samples": samples,
+        "case": "60 ft from (20, 15) on an open 40x30 grid",
+    }
 
 
 async def tactical_map_s(rounds: int) -> dict[str, object]:
@@ -409,10 +429,8 @@ def main() -> int:
     parser.add_argument("--maps", type=int, default=5, help="tactical map jobs measured (after one warm-up)")
     args = parser.parse_args()
     print(json.dumps(overlay_render_ms(args.rounds)), flush=True)
-    try:
-        print(json.dumps(geometry_us(args.samples)), flush=True)
-    except ImportError as exc:  # neither geometry.py nor templates.py yet
-        print(json.dumps({"bench": "geometry_us", "skipped": f"no template geometry module: {exc}"}), flush=True)
+    print(json.dumps(geometry_us(args.samples)), flush=True)
+    print(json.dumps(movement_ms(max(50, args.samples // 10))), flush=True)
     import asyncio
 
     print(json.dumps(asyncio.run(tactical_map_s(args.maps))), flush=True)

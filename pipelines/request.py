@@ -58,6 +58,15 @@ class GenerationLimits:
     max_prompt_chars: int = 2000
     max_control_scale: float = 2.0
 
+    def fit(self, width: int, height: int, multiple: int = 8) -> tuple[int, int]:
+        """``width`` x ``height`` shrunk (aspect kept) to within ``max_size`` and ``max_pixels``, each side rounded
+        down to ``multiple`` and at least ``min_size``: a size the generator accepts for an image of that shape."""
+        scale = min(1.0, self.max_size / max(width, height), (self.max_pixels / (width * height)) ** 0.5)
+        return (
+            max(self.min_size, int(width * scale) // multiple * multiple),
+            max(self.min_size, int(height * scale) // multiple * multiple),
+        )
+
 
 @dataclass(frozen=True)
 class BatchKey:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from serve_app.api.deps import EdgeDep
+from serve_app.api.images import image_json
 from serve_app.api.job_routes import add_job_route
 from serve_app.api.protocol import ImageResponse
 from serve_app.api.responses import IMAGES_PREFIX
@@ -80,18 +81,10 @@ add_job_route(
 )
 async def upload(request: Request, edge: EdgeDep) -> JSONResponse:
     """The body is the image (PNG, JPEG or WebP); it is stored as PNG and answered like `GET /images/{id}`."""
-    from serve_app.api.images import image_json
-
     data = await request.body()
     if not data:
         raise InvalidRequest("the body is empty: send the image's bytes", param="body")
-    stages = edge.stages
-    sha = await stages.put_png(data, "body")
-    png = await stages.services.store.get(sha, "png")
-    from pipelines import encode
-
-    width, height = encode.decode(png).size
-    image_id = await stages.store_image(png, width=width, height=height, kind="upload", request_hash=f"upload:{sha}")
+    image_id = await edge.stages.store_upload(data, "body", kind="upload")
     record = await edge.images.image(image_id)
     return JSONResponse(
         image_json(record, edge.images).model_dump(mode="json"),

@@ -75,6 +75,9 @@ def _map_document(record: OverlayRecord) -> dict[str, Any]:
 
 
 @router.get("/{map_id}", summary="A map", response_model=OverlayResponse, responses=error_responses(404))
+@router.get(
+    "/{map_id}/overlay", summary="A map's overlay spec", response_model=OverlayResponse, responses=error_responses(404)
+)
 async def get_map(map_id: str, edge: EdgeDep) -> JSONResponse:
     """The map: its spec (grid, terrain, lights, tokens...), the clean background, the current render, the
     geometry, and the links to its UVTT export and overlay."""
@@ -100,14 +103,6 @@ def _uvtt_route(suffix: str) -> None:
 
 _uvtt_route("uvtt")
 _uvtt_route("dd2vtt")
-
-
-@router.get(
-    "/{map_id}/overlay", summary="A map's overlay spec", response_model=OverlayResponse, responses=error_responses(404)
-)
-async def get_map_overlay(map_id: str, edge: EdgeDep) -> JSONResponse:
-    record = await edge.overlays.get(map_id, kind=KIND)
-    return JSONResponse(_map_document(record), headers={"ETag": f'"{record.version}"'})
 
 
 @router.put(

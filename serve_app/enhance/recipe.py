@@ -249,7 +249,7 @@ async def _restyle(
     settings.check()
     theme = await stages.resolve_theme(settings.theme, settings.variation, None)
     assert theme is not None
-    width, height = _generation_size(record.width, record.height, stages)
+    width, height = stages.limits.fit(record.width, record.height)
     partial = PartialRequest(
         prompt=record.prompt or "",
         negative_prompt=record.negative_prompt,
@@ -275,12 +275,3 @@ async def _restyle(
         "theme_version_of": (str(theme.id), theme.version),
     }
     return png, facts
-
-
-def _generation_size(width: int, height: int, stages: Stages) -> tuple[int, int]:
-    """The image's size in multiples of 8 within the generator's bounds (aspect kept)."""
-    limits = stages.limits
-    scale = min(1.0, limits.max_size / max(width, height), (limits.max_pixels / (width * height)) ** 0.5)
-    w = max(limits.min_size, int(width * scale) // 8 * 8)
-    h = max(limits.min_size, int(height * scale) // 8 * 8)
-    return w, h

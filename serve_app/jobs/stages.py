@@ -150,6 +150,18 @@ class Stages:
         png = data if image.format == "PNG" else encode.encode(image, "png")
         return await self.services.store.put(png, "png")
 
+    async def store_upload(self, data: bytes, param: str, *, kind: str) -> str:
+        """Stores an image a client brought (any PIL-readable bytes) as an image row of ``kind``; the same bytes
+        are the same row. Returns its id.
+
+        Raises:
+            InputError: ``data`` is not an image (``param`` names the field it came in).
+        """
+        sha = await self.put_png(data, param)
+        png = await self.services.store.get(sha, "png")
+        width, height = encode.decode(png).size
+        return await self.store_image(png, width=width, height=height, kind=kind, request_hash=f"{kind}:{sha}")
+
     async def load_png(self, sha256: str, param: str) -> PILImage.Image:
         """A stored PNG, decoded.
 

@@ -65,30 +65,14 @@ class OverlayService:
         geometry = await self._stage().measure(spec)
         return geometry_json(geometry, spec)
 
-    async def draw(self, body: OverlayBody, image_id: str | None) -> tuple[str, bytes, dict[str, Any]]:
-        """Renders ``body`` on ``image_id`` (or on a plain canvas of the grid's size, stored as the background)
-        without recording an overlay; answers the background id, the PNG and the geometry."""
-        background_id = image_id if image_id is not None else await self._canvas(body)
-        spec = await self.spec(body, background_id)
-        digest = render_hash(background_id, body.to_json())
-        render_id, rendered = await self._stages.render_overlay(
-            background_id, spec, kind="overlay", request_hash=digest
-        )
-        return render_id, rendered.png, {"background_image_id": background_id, **geometry_json(rendered.geometry, spec)}
-
     async def create(self, body: OverlayBody, image_id: str | None, *, kind: str = "overlay") -> RenderedOverlay:
         """Draws ``body`` on ``image_id`` (None: a plain canvas) and records version 1 of a new overlay."""
         background_id = image_id if image_id is not None else await self._canvas(body)
-        spec = await self.spec(body, background_id)
-        stored = body.to_json()
-        render_id, rendered = await self._stages.render_overlay(
-            background_id, spec, kind=kind, request_hash=render_hash(background_id, stored)
-        )
-        geometry = geometry_json(rendered.geometry, spec)
+        stored, render_id, png, geometry = await self._render(background_id, body, kind)
         record = await self._store.create(
             kind=kind, image_id=background_id, spec=stored, geometry=geometry, result_image_id=render_id
         )
-        return RenderedOverlay(record, rendered.png, geometry)
+        return RenderedOverlay(record, png, geometry)
 
     async def update(
         self, overlay_id: str, body: OverlayBody, *, expected_version: int | None = None, kind: str | None = None
@@ -100,17 +84,23 @@ class OverlayService:
             OverlayConflict: ``expected_version`` is stale.
         """
         current = await self._store.get(overlay_id, kind=kind)
-        background_id = str(current.image_id)
-        spec = await self.spec(body, background_id)
-        stored = body.to_json()
-        render_id, rendered = await self._stages.render_overlay(
-            background_id, spec, kind=current.kind, request_hash=render_hash(background_id, stored)
-        )
-        geometry = geometry_json(rendered.geometry, spec)
+        stored, render_id, png, geometry = await self._render(str(current.image_id), body, current.kind)
         record = await self._store.update(
             overlay_id, spec=stored, geometry=geometry, result_image_id=render_id, expected_version=expected_version
         )
-        return RenderedOverlay(record, rendered.png, geometry)
+        return RenderedOverlay(record, png, geometry)
+
+    async def _render(
+        self, background_id: str, body: OverlayBody, kind: str
+    ) -> tuple[dict[str, Any], str, bytes, dict[str, Any]]:
+        """Draws ``body`` on ``background_id`` as a derived version: the stored spec, the render's id and PNG, and
+        the geometry document."""
+        spec = await self.spec(body, background_id)
+        stored = body.to_json()
+        render_id, rendered = await self._stages.render_overlay(
+            background_id, spec, kind=kind, request_hash=render_hash(background_id, stored)
+        )
+        return stored, render_id, rendered.png, geometry_json(rendered.geometry, spec)
 
     async def get(self, overlay_id: str, *, kind: str | None = None) -> OverlayRecord:
         return await self._store.get(overlay_id, kind=kind)
@@ -141,14 +131,7 @@ class OverlayService:
         from pipelines.overlay.export.uvtt import from_uvtt
 
         spec, image = from_uvtt(data, feet_per_cell=feet_per_cell)
-        image_id = None
-        if image is not None:
-            sha_png = await self._stages.put_png(image, "image")
-            png = await self._stages.services.store.get(sha_png, "png")
-            width, height = _size(png)
-            image_id = await self._stages.store_image(
-                png, width=width, height=height, kind="uvtt_import", request_hash=f"uvtt:{sha_png}"
-            )
+        image_id = None if image is None else await self._stages.store_upload(image, "image", kind="uvtt_import")
         return spec_json(spec), image_id
 
     async def _canvas(self, body: OverlayBody) -> str:
@@ -186,13 +169,6 @@ class OverlayService:
         if self._stages.overlay is None:
             raise InputError("overlay", None, "omitted: this service has no overlay stage")
         return self._stages.overlay
-
-
-def _size(png: bytes) -> tuple[int, int]:
-    from pipelines import encode
-
-    width, height = encode.decode(png).size
-    return width, height
 
 
 def geometry_json(geometry: Geometry, spec: OverlaySpec) -> dict[str, Any]:

@@ -56,3 +56,13 @@ def test_an_aspect_ratio_too_large_for_a_float_is_an_input_error(ratio: str) -> 
     with pytest.raises(InputError) as caught:
         fit_aspect_ratio(ratio, 1024 * 1024)
     assert caught.value.param == "aspect_ratio"
+
+
+def test_limits_fit_shrinks_a_size_to_the_bounds_keeping_its_shape() -> None:
+    from pipelines.request import GenerationLimits
+
+    limits = GenerationLimits(min_size=64, max_size=1024, max_pixels=512 * 512)
+    assert limits.fit(256, 192) == (256, 192)  # within every bound: unchanged
+    assert limits.fit(1000, 500) == (720, 360)  # max_pixels: scale sqrt(262144 / 500000) = 0.7241, down to 8
+    assert limits.fit(4000, 100) == (1024, 64)  # max_size: scale 0.256 gives 25.6 high, raised to min_size
+    assert limits.fit(250, 250) == (248, 248)  # rounded down to a multiple of 8

@@ -115,7 +115,7 @@ class TacticalMapKind:
         width_px, height_px = geo.width_px, geo.height_px
         multiple = 64 if stages.map_base_pixels >= 512 * 512 else 8
         gen_w, gen_h = model_size(width_px, height_px, base_pixels=stages.map_base_pixels, multiple=multiple)
-        gen_w, gen_h = _within(gen_w, gen_h, stages)
+        gen_w, gen_h = stages.limits.fit(gen_w, gen_h)
         subject, negative = tactical_prompt(spec, request.prompt)
         if request.negative_prompt:
             negative = f"{negative}, {request.negative_prompt}"
@@ -267,15 +267,6 @@ def _identity_fields(request: TacticalMapRequest) -> dict[str, Any]:
         "guidance": request.guidance,
         "format": request.format,
     }
-
-
-def _within(width: int, height: int, stages: Stages) -> tuple[int, int]:
-    """Shrinks a generation size that breaks the generator's bounds, keeping the aspect ratio."""
-    limits = stages.limits
-    scale = min(1.0, limits.max_size / max(width, height), (limits.max_pixels / (width * height)) ** 0.5)
-    if scale >= 1.0:
-        return width, height
-    return max(limits.min_size, int(width * scale) // 8 * 8), max(limits.min_size, int(height * scale) // 8 * 8)
 
 
 async def _theme_palette(stages: Stages, payload: TacticalMapPayload) -> tuple[str, ...]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import statistics
-import time
 from fractions import Fraction
 
 import pytest
@@ -374,21 +372,11 @@ def test_movement_speed_zero_and_unknown_token() -> None:
     assert err.value.param == "movement[3].token"
 
 
-def test_movement_speed_budget() -> None:
-    token = Token("t", (20, 15))
-    for rule in ("5-5-5", "5-10-5"):
-        spec, geo, obs = setup(40, 30, rule, tokens=[token])
-        query = MovementQuery("m", "t", 60)
-        movement(query, spec, geo, obs)
-        times = []
-        for _ in range(15):
-            t0 = time.perf_counter()
-            got = movement(query, spec, geo, obs)
-            times.append(time.perf_counter() - t0)
-        assert statistics.median(times) < 5e-3
-        side = 25 if rule == "5-5-5" else None
-        if side:
-            assert len(got.reachable) == side * side - 1
+def test_a_60_ft_move_on_an_open_5_5_5_grid_reaches_the_25_by_25_square() -> None:
+    # Its speed is measured in load_tests/bench_overlay.py (movement_ms), not asserted here.
+    spec, geo, obs = setup(40, 30, "5-5-5", tokens=[Token("t", (20, 15))])
+    got = movement(MovementQuery("m", "t", 60), spec, geo, obs)
+    assert len(got.reachable) == 25 * 25 - 1
 
 
 # -- euclidean --------------------------------------------------------------------------------------------------------
