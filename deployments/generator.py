@@ -273,9 +273,13 @@ class Generator:
                     sink[0].call_soon_threadsafe(sink[1].put_nowait, (step, total))
             return not all(unwanted)
 
-        def run() -> tuple[list[bytes], dict[str, float]]:
+        def run() -> tuple[list[tuple[bytes, Any]], dict[str, float]]:
             result = self._pipeline.generate([p.item.request for p in live], on_step=keep_going)
-            return [encode(image, "png", fast=True) for image in result.images], result.timings
+            encoded = [
+                (b"", image) if p.item.raw else (encode(image, "png", fast=True), None)
+                for p, image in zip(live, result.images, strict=True)
+            ]
+            return encoded, result.timings
 
         started = time.perf_counter()
         try:
@@ -300,10 +304,11 @@ class Generator:
         self._m_seconds.observe(elapsed)
         self._m_images.inc(len(live))
         out: dict[int, GeneratedImage | BaseException] = {id(p): Cancelled(0, 0) for p in dropped}
-        for pending, png in zip(live, encoded, strict=True):
+        for pending, (png, pixels) in zip(live, encoded, strict=True):
             request = pending.item.request
             out[id(pending)] = GeneratedImage(
                 png=png,
+                pixels=pixels,
                 seed=request.seed,
                 width=request.width,
                 height=request.height,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pipelines.prompts import FigurePrompt, PartialRequest
 from pipelines.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["ComposedRequest", "FigureCompose", "GeneratedImage", "PartialRequest"]
 
@@ -36,11 +40,14 @@ class ComposedRequest:
         request: What the generator runs.
         request_hash: Canonical hash of ``request`` (the result-cache key).
         request_id: Unique id of this attempt, used to cancel it.
+        raw: An intermediate image (a hires tile, a face crop) that is blended into another and never stored:
+            the generator answers its pixels (``GeneratedImage.pixels``) and spares the PNG round trip.
     """
 
     request: GenerationRequest
     request_hash: str
     request_id: str
+    raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class GeneratedImage:
         request_hash: Canonical hash of the request.
         batch_size: How many requests shared its diffusers call.
         timings: Seconds: ``queue_s`` (waiting in the replica), ``generate_s`` (the whole call).
+        pixels: The RGB image itself, for a ``raw`` request (``png`` is then empty).
+        cost_usd: What a paid API charged for it; None for the local pipeline.
+        backend: The remote backend that drew it (``"fal"``, ...); None for the local pipeline.
     """
 
     png: bytes
@@ -64,3 +74,6 @@ class GeneratedImage:
     request_hash: str
     batch_size: int
     timings: dict[str, float] = field(default_factory=dict)
+    pixels: Image.Image | None = field(default=None, repr=False, compare=False)
+    cost_usd: float | None = None
+    backend: str | None = None

@@ -217,7 +217,8 @@ def hires_blend(base: Image.Image, tiles: Sequence[tuple[RepaintTile, Image.Imag
     placed = []
     for repaint, image in tiles:
         left, top, right, bottom = repaint.box
-        placed.append((Tile(repaint.box), lanczos(image, right - left, bottom - top)))
+        fits = image.size == (right - left, bottom - top) and image.mode == "RGB"
+        placed.append((Tile(repaint.box), image if fits else lanczos(image, right - left, bottom - top)))
     if len(placed) == 1 and placed[0][0].box == (0, 0, width, height):
         return placed[0][1]
     return blend(placed, width, height, overlap)

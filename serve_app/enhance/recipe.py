@@ -189,6 +189,19 @@ async def _generate(requests: Sequence[GenerationRequest], stages: Stages, progr
     return [image.png for image in await stages.generate_many(composed, progress)]
 
 
+async def _repaints(requests: Sequence[GenerationRequest], stages: Stages, progress: ProgressFn) -> list[Any]:
+    """Repaint passes (hires tiles, face crops) whose pixels are blended into another image: the generator hands
+    them back as images, not PNGs (``ComposedRequest.raw``), which spares an encode and a decode per tile."""
+    composed = []
+    for request in requests:
+        request.check(stages.limits)
+        composed.append(ComposedRequest(request, "enh:" + uuid.uuid4().hex, uuid.uuid4().hex, raw=True))
+    return [
+        image.pixels if image.pixels is not None else image.png
+        for image in await stages.generate_many(composed, progress)
+    ]
+
+
 async def _upscale(
     record: ImageRecord, data: bytes, step: UpscaleBody, stages: Stages, progress: ProgressFn
 ) -> tuple[bytes, dict[str, Any]]:
@@ -209,7 +222,7 @@ async def _upscale(
         _repaint(record, tile.crop, record.prompt or "", settings.denoise, settings.steps, tile.crop.size)
         for tile in plan.tiles
     ]
-    repainted = await _generate(requests, stages, progress)
+    repainted = await _repaints(requests, stages, progress)
     facts["tiles"] = len(plan.tiles)
     return await stages.enhancer.hires_blend(plan, repainted, settings.overlap), facts
 
@@ -235,7 +248,7 @@ async def _face_fix(
         return await stages.enhancer.paste_faces(data, plan, restored), facts
     prompt = face_prompt(record.prompt, max_chars=stages.limits.max_prompt_chars)
     requests = [_repaint(record, crop.crop, prompt, settings.strength, None, crop.crop.size) for crop in plan.crops]
-    repainted = await _generate(requests, stages, progress)
+    repainted = await _repaints(requests, stages, progress)
     return await stages.enhancer.paste_faces(data, plan, repainted), facts
 
 

@@ -5,7 +5,8 @@ blending, face detection, masks and paste-back, structure maps). Repaint passes 
 are NOT run here: the stage plans them and blends their results, and the job's recipe runs them on the generator
 (:meth:`serve_app.jobs.stages.Stages.enhance`), so there is one copy of the weights and tiles of one size batch
 together. The Enhancer deployment (deployments/enhancer.py) hosts one; tests and the edge without Ray use it
-directly. Images cross it as PNG bytes or PIL images (both pickle).
+directly. Images cross it as PNG bytes or PIL images (both pickle); repaints come back from the generator as
+images (``ComposedRequest.raw``), since they are blended, never stored.
 """
 
 from __future__ import annotations
@@ -66,14 +67,15 @@ class EnhancerStage:
     async def hires_plan(self, png: bytes, settings: UpscaleSettings, native: int) -> HiresPlan:
         return await asyncio.to_thread(self._hires_plan, png, settings, native)
 
-    async def hires_blend(self, plan: HiresPlan, repainted: Sequence[bytes], overlap: int) -> bytes:
+    async def hires_blend(self, plan: HiresPlan, repainted: Sequence[bytes | Image.Image], overlap: int) -> bytes:
+        """The repainted tiles (PNG bytes or images) blended into the upscaled image, as PNG."""
         return await asyncio.to_thread(self._hires_blend, plan, list(repainted), overlap)
 
     async def face_plan(self, png: bytes, settings: FaceFixSettings, native: int) -> FacePlan:
         """The faces found and their padded crops, each resized for a repaint (longer side ``native``)."""
         return await asyncio.to_thread(self._face_plan, png, settings, native)
 
-    async def paste_faces(self, png: bytes, plan: FacePlan, repainted: Sequence[bytes]) -> bytes:
+    async def paste_faces(self, png: bytes, plan: FacePlan, repainted: Sequence[bytes | Image.Image]) -> bytes:
         return await asyncio.to_thread(self._paste_faces, png, plan, list(repainted))
 
     async def restore_faces(self, plan: FacePlan) -> list[bytes]:
@@ -130,7 +132,7 @@ class EnhancerStage:
         base, tiles = hires_plan(_rgb(png), settings, native=native)
         return HiresPlan(base, tuple(tiles))
 
-    def _hires_blend(self, plan: HiresPlan, repainted: list[bytes], overlap: int) -> bytes:
+    def _hires_blend(self, plan: HiresPlan, repainted: list[bytes | Image.Image], overlap: int) -> bytes:
         from pipelines import encode
         from pipelines.enhance.upscale import hires_blend
 
@@ -146,7 +148,7 @@ class EnhancerStage:
         crops = face_plan(image, faces, settings, native=native)
         return FacePlan(tuple((f.box, f.score) for f in faces), tuple(crops), detector)
 
-    def _paste_faces(self, png: bytes, plan: FacePlan, repainted: list[bytes]) -> bytes:
+    def _paste_faces(self, png: bytes, plan: FacePlan, repainted: list[bytes | Image.Image]) -> bytes:
         from pipelines import encode
         from pipelines.enhance.faces import paste_faces
 
@@ -178,10 +180,13 @@ class EnhancerStage:
         return encode.encode(structure_map(_rgb(png), kind=self._config.structure).convert("RGB"), "png", fast=True)
 
 
-def _rgb(data: bytes) -> Image.Image:
+def _rgb(data: bytes | Image.Image) -> Image.Image:
+    from PIL import Image
+
     from pipelines import encode
 
-    return encode.decode(data).convert("RGB")
+    image = data if isinstance(data, Image.Image) else encode.decode(data)
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _preferred(configured: str, available: tuple[str, ...]) -> str:

@@ -257,3 +257,26 @@ def test_a_broken_uvtt_file_is_a_422_naming_the_key(client_module: TestClient) -
     r = client_module.post(f"{MAPS}/import", content=json.dumps({"format": 0.3, "line_of_sight": []}))
     assert r.status_code == 422
     assert r.json()["error"]["param"].startswith("resolution")
+
+
+def test_enhance_steps_run_on_the_art_before_it_is_fitted_and_drawn_over(client_module: TestClient) -> None:
+    client = client_module
+    job = _job(client, _body(seed=12, enhance=[{"op": "upscale", "scale": 2, "method": "lanczos"}]))
+    data = job["result"]["data"]
+    art = client.get(f"{IMAGES}/{data['art_image_id']}").json()
+    (step,) = data["enhance"]
+    upscaled = client.get(f"{IMAGES}/{step['image_id']}").json()
+    background = client.get(f"{IMAGES}/{data['background_image_id']}").json()
+    # The chain: art -> its upscale -> the background fitted from the upscale -> the render drawn over it.
+    assert step["source_id"] == art["id"] and upscaled["parent_id"] == art["id"]
+    assert (upscaled["width"], upscaled["height"]) == (2 * art["width"], 2 * art["height"])
+    assert background["parent_id"] == upscaled["id"] and background["version"] == upscaled["version"] + 1
+    assert (background["width"], background["height"]) == (8 * 32, 6 * 32)
+    pixels = np.asarray(_image(client, data["render_image_id"]).convert("RGB"))
+    assert tuple(pixels[int(1.5 * 32), int(1.2 * 32)]) == (255, 0, 0)  # the overlay is drawn after the steps
+
+
+def test_a_bad_enhance_step_on_a_map_is_a_422_naming_it(client_module: TestClient) -> None:
+    r = client_module.post(TACTICAL, json=_body(enhance=[{"op": "upscale", "scale": 2}, {"op": "restyle"}]))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"].startswith("enhance[1]")

@@ -66,3 +66,23 @@ async def test_stats_count_steps_and_steps_wasted_on_cancelled_requests(tiny_pip
         await run
     stats = await generator.stats()
     assert (stats["steps"], stats["wasted_steps"]) == (5 + 2, 1)
+
+
+async def test_a_raw_request_answers_its_pixels_and_no_png(tiny_pipeline: Any) -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from pipelines import encode
+
+    generator = _generator(tiny_pipeline)
+    family = [_composed(steps=3, seed=5), replace(_composed(steps=3, seed=5), request_id="raw-twin", raw=True)]
+    images = {}
+    async for event in generator.generate_batch_stream(family, 0.0):
+        if event["type"] == "image":
+            images[event["index"]] = event["image"]
+    encoded, raw = images[0], images[1]
+    assert raw.png == b"" and raw.pixels is not None and raw.pixels.size == (64, 64)
+    assert encoded.pixels is None and encoded.png.startswith(b"\x89PNG")
+    # One batch, same seed: the raw pixels are exactly what the PNG of its twin holds.
+    assert np.array_equal(np.asarray(raw.pixels), np.asarray(encode.decode(encoded.png).convert("RGB")))

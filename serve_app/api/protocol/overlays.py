@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_app.enhance.models import EnhanceStep
 from serve_app.jobs.kinds.map import TacticalMapRequest
 from serve_app.overlays.models import OverlayBody
 
@@ -55,6 +56,11 @@ class TacticalMapBody(OverlayBody):
     variation: str | None = Field(None, max_length=64)
     seed: int | None = Field(None, ge=0, lt=2**32, description="The background's seed; random when null.")
     render: RenderSettings | None = Field(None, description="How the background is generated.")
+    enhance: list[EnhanceStep] = Field(
+        default_factory=list,
+        max_length=8,
+        description='Steps run on the art before it is fitted to the grid and drawn over: `[{"op": "upscale"}]`.',
+    )
     format: Literal["png", "webp", "jpeg"] = "png"
 
     def to_request(self) -> TacticalMapRequest:
@@ -71,6 +77,7 @@ class TacticalMapBody(OverlayBody):
             steps=render.steps,
             guidance=render.guidance,
             format=self.format,
+            enhance=tuple(self.enhance),
         )
 
 

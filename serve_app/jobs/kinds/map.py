@@ -24,6 +24,8 @@ from pydantic import Field
 from pipelines.errors import InputError
 from pipelines.prompts import request_hash
 from pipelines.request import GenerationRequest
+from serve_app.enhance.models import parse_steps
+from serve_app.enhance.recipe import accept_steps, phase, run_steps
 from serve_app.jobs.base import JobRecord, JobResult, PermanentJobError
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.jobs.kinds.generate import generation_fields
@@ -65,6 +67,9 @@ class TacticalMapRequest:
         guidance: Guidance scale; the composer's default when None.
         format: Encoding the client asked for.
         door: Where it came in (for the moderation log).
+        enhance: Steps run in order on the generated art (``upscale``, ``face-fix``, ``restyle``), each kept as
+            a version, BEFORE the art is fitted to the grid and the overlay drawn: a repaint never smears the
+            grid lines, and an upscale gives a large map more detail than the model's native size holds.
     """
 
     overlay: OverlayBody
@@ -77,6 +82,7 @@ class TacticalMapRequest:
     guidance: float | None = None
     format: str = "png"
     door: str = "http"
+    enhance: tuple[Any, ...] = ()
 
 
 class TacticalMapPayload(KindPayload):
@@ -92,6 +98,7 @@ class TacticalMapPayload(KindPayload):
     theme_id: str | None = None
     theme: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    enhance: list[dict[str, Any]] = Field(default_factory=list, description="Steps on the art, as accepted.")
 
 
 class TacticalMapKind:
@@ -153,6 +160,7 @@ class TacticalMapKind:
                 generation, control_image=await stages.load_png(control_sha, "depth"), control_scale=scale
             )
         generation.check(stages.limits)
+        steps = await accept_steps(request.enhance, stages, size=(gen_w, gen_h))
         overlay_json = request.overlay.to_json()
         payload = TacticalMapPayload(
             request_hash=request_hash(generation, init_sha, control_sha),
@@ -167,12 +175,15 @@ class TacticalMapKind:
             theme_id=None if theme is None else str(theme.id),
             theme=None if theme is None else theme.record(),
             warnings=budget_warnings({"prompt": generation.prompt, "negative_prompt": generation.negative_prompt}),
+            enhance=steps.steps,
         )
         identity = {
             "kind": self.name,
             "overlay": overlay_json,
             **{k: v for k, v in _identity_fields(request).items() if v is not None},
         }
+        if request.enhance:
+            identity["enhance"] = steps.steps
         return Accepted(payload, identity)
 
     async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
@@ -190,14 +201,20 @@ class TacticalMapKind:
         record: dict[str, Any] = {"kind": "tactical_map_art"}
         if payload.theme is not None:
             record.update(theme_id=payload.theme_id, theme_version=payload.theme["version"])
-        art_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable, record=record)
+        enhance = parse_steps(payload.enhance)
+        phases = 1 + len(enhance)
+        art_id = await stages.generate_image(
+            composed, phase(progress, 0, phases), cacheable=payload.cacheable, record=record
+        )
+        enhanced = await run_steps(art_id, enhance, stages, progress, first_phase=1, phases=phases)
+        source_id = enhanced[-1].image_id if enhanced else art_id
 
         width, height = payload.size_px
-        _, art = await stages.read_image(art_id)
+        _, art = await stages.read_image(source_id)
         assert stages.overlay is not None
         fitted = await stages.overlay.fit(art, width, height)
         background_id = await stages.derive(
-            art_id,
+            source_id,
             fitted,
             kind="tactical_map_background",
             settings={"fit": [width, height]},
@@ -238,7 +255,10 @@ class TacticalMapKind:
             "geometry": geometry,
             "warnings": payload.warnings,
         }
-        return JobResult(images=(render_id, background_id, art_id), data=data)
+        if enhanced:
+            data["enhance"] = [d.data for d in enhanced]
+        versions = tuple(d.image_id for d in enhanced)
+        return JobResult(images=(render_id, background_id, art_id, *versions), data=data)
 
     def referenced_assets(self, payload: Mapping[str, Any]) -> set[str]:
         parsed = TacticalMapPayload.model_validate(payload)
