@@ -40,6 +40,7 @@ class Ingress:
         bridge: Handle to the ZmqBridge deployment, when it is deployed (for its stats).
         overlay: Handle to the Overlay deployment; None draws in this replica.
         enhancer: Handle to the Enhancer deployment; None does the pixel work in this replica.
+        remote: Handle to the Remote deployment (the paid APIs), when ``remote`` configures a backend.
     """
 
     async def __init__(
@@ -51,6 +52,7 @@ class Ingress:
         bridge: DeploymentHandle | None = None,
         overlay: DeploymentHandle | None = None,
         enhancer: DeploymentHandle | None = None,
+        remote: DeploymentHandle | None = None,
     ) -> None:
         from serve_app.runtime import Handles, build_edge
         from serve_app.services import open_services
@@ -72,6 +74,7 @@ class Ingress:
             bridge_stats=self.bridge_stats if bridge is not None else None,
             overlay=None if overlay is None else _Remote(overlay),
             enhancer=None if enhancer is None else _Remote(enhancer),
+            remote=None if remote is None else _RemoteStream(remote),
         )
         self._edge = build_edge(
             config, services, handles, owner=f"ingress-{uuid.uuid4().hex[:12]}", model_cache=settings.model_cache
@@ -194,3 +197,25 @@ class _Remote:
             return await method.remote(*args, **kwargs)
 
         return call
+
+
+class _RemoteStream(_Remote):
+    """The Remote deployment's handle behind :class:`~serve_app.remote.stage.RemoteStage`'s surface: its
+    ``generate_batch_stream`` streams through the handle (closing it early cancels the call)."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        super().__init__(handle)
+        self._stream = handle.options(stream=True)
+
+    async def generate_batch_stream(
+        self, family: Sequence[ComposedRequest], backend: str, every: float = 0.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        response = self._stream.generate_batch_stream.remote(list(family), backend, every)
+        finished = False
+        try:
+            async for item in response:
+                yield item
+            finished = True
+        finally:
+            if not finished:
+                response.cancel()

@@ -42,6 +42,7 @@ class ZmqBridgeDeployment:
             depth_controlnet=section.depth_controlnet,
             control_scale=section.control_scale,
             priority=section.priority,
+            backend=section.backend,
         )
         self._bridge = ZmqBridge(config, self._renderer.render, cancel=self._renderer.cancel)
         await self._bridge.start()

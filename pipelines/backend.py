@@ -25,6 +25,7 @@ class Capability(enum.StrEnum):
     CONTROLNET = "controlnet"
     INPAINT = "inpaint"
     UPSCALE = "upscale"
+    FACE_FIX = "face_fix"
 
 
 @runtime_checkable

@@ -198,9 +198,13 @@ class GenerationResult:
         seeds: The seed each image was generated with.
         timings: Seconds spent: ``total_s``, ``denoise_s`` (first to last step) and ``steps``.
         batch_size: How many requests shared the call.
+        costs_usd: What each image cost on a paid API (its own figure, else the configured price); None locally.
+        backend: The remote backend that made them (``"fal"``, ...); None for the local pipeline.
     """
 
     images: list[Image.Image]
     seeds: list[int]
     timings: dict[str, float]
     batch_size: int
+    costs_usd: list[float | None] | None = None
+    backend: str | None = None

@@ -62,6 +62,8 @@ def deployment_options(config: AppConfig, *, cluster_has_gpus: bool) -> dict[str
         "Enhancer": {"ray_actor_options": {"num_cpus": 0}},
         "Generator": {"ray_actor_options": generator},
     }
+    if config.remote.configured:
+        options["Remote"] = {"ray_actor_options": {"num_cpus": 0}}
     if config.zmq_bridge is not None and config.zmq_bridge.enabled:
         # One worker on the installation's bus: two would each take requests and reply out of order.
         options["ZmqBridge"] = {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}}
@@ -90,10 +92,15 @@ def build_app(args: dict[str, Any]) -> Application:
     from deployments.generator import Generator
     from deployments.ingress import Ingress
     from deployments.overlay import Overlay
+    from deployments.remote import Remote
     from deployments.zmq_bridge import ZmqBridgeDeployment
+    from serve_app.remote.stage import MissingKey, missing_keys
 
     config = AppConfig.model_validate(args or {})
     settings = Settings()
+    missing = missing_keys(config.remote)
+    if missing:  # refuse to serve half a graph: `serve run` exits non-zero, naming what to set
+        raise MissingKey(f"remote backends are configured without their keys: set {', '.join(missing)}")
     source = resolve_model_source(config.generator.model, settings)
     model_name = config.generator.model_name or Path(source).stem
     gen_config = config.generator.model_copy(update={"model_name": model_name})
@@ -119,4 +126,5 @@ def build_app(args: dict[str, Any]) -> Application:
         bridge,
         Overlay.options(**options["Overlay"]).bind(config.overlay),
         Enhancer.options(**options["Enhancer"]).bind(config.enhancer, cache_dir),
+        Remote.options(**options["Remote"]).bind(config.remote) if "Remote" in options else None,
     )

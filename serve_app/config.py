@@ -379,6 +379,68 @@ class EnhancerConfig(_Section):
     )
 
 
+REMOTE_BACKENDS = ("getimg", "fal", "openai", "runware")
+"""The paid APIs limner can draw through (pipelines/remote/)."""
+
+
+class RemoteBackendConfig(_Section):
+    """One paid API. Its key comes from the environment only (``LIMNER_GETIMG_API_KEY``, ``LIMNER_FAL_KEY``,
+    ``LIMNER_OPENAI_API_KEY``, ``LIMNER_RUNWARE_API_KEY``), never from this file."""
+
+    base_url: str | None = Field(
+        None, description="The service root the official clients use; None: the public API (tests point it at a fake)."
+    )
+    model: str | None = Field(None, description="The API's model id; None: the backend's default.")
+    timeout_s: float = Field(60.0, gt=0, le=900, description="Timeout of one HTTP attempt.")
+    max_retries: int = Field(3, ge=0, le=10, description="Retries on 408, 409, 429 and 5xx (with backoff).")
+    max_concurrent: int = Field(4, ge=1, le=256, description="Generations in flight at this API at once.")
+    rate_per_s: float | None = Field(None, gt=0, description="Outbound HTTP requests per second; None: no limit.")
+    price_usd: float | None = Field(None, ge=0, description="Cost per image when the API reports none.")
+    daily_budget_usd: float | None = Field(
+        None, ge=0, description="Once this much is spent today (UTC), new work is refused (402) or routed past it."
+    )
+    breaker_failures: int = Field(5, ge=1, description="Consecutive failed calls that open the circuit.")
+    breaker_reset_s: float = Field(30.0, gt=0, description="How long the circuit stays open before a trial call.")
+
+
+class RoutingConfig(_Section):
+    """Which backend a request runs on when it names none, and what ``auto`` tries."""
+
+    default: str = Field("local", description="local | auto | a configured backend's name.")
+    order: list[str] = Field(
+        default_factory=lambda: ["local", *REMOTE_BACKENDS],
+        description="What auto tries, in order (unconfigured names are skipped).",
+    )
+    max_local_wait_s: float = Field(
+        30.0, ge=0, description="auto takes the local generator while its estimated queue wait is at most this."
+    )
+
+
+class RemoteConfig(_Section):
+    """The paid APIs (``remote:``): a backend is configured when its entry is present."""
+
+    getimg: RemoteBackendConfig | None = None
+    fal: RemoteBackendConfig | None = None
+    openai: RemoteBackendConfig | None = None
+    runware: RemoteBackendConfig | None = None
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    @property
+    def configured(self) -> dict[str, RemoteBackendConfig]:
+        """The configured backends by name, in :data:`REMOTE_BACKENDS` order."""
+        return {name: entry for name in REMOTE_BACKENDS if (entry := getattr(self, name)) is not None}
+
+    @model_validator(mode="after")
+    def _routing_names_exist(self) -> RemoteConfig:
+        allowed = {"local", "auto", *self.configured}
+        if self.routing.default not in allowed:
+            raise ValueError(f"remote.routing.default {self.routing.default!r} is not one of {sorted(allowed)}")
+        unknown = [n for n in self.routing.order if n not in ("local", *REMOTE_BACKENDS)]
+        if unknown:
+            raise ValueError(f"remote.routing.order names unknown backends {unknown}")
+        return self
+
+
 class ZmqBridgeSection(BridgeConfig):
     """The Experimance bridge: every :class:`BridgeConfig` setting, plus how bridge jobs are made."""
 
@@ -399,11 +461,25 @@ class ZmqBridgeSection(BridgeConfig):
         "instead of starting image-to-image from them.",
     )
     control_scale: float = Field(1.0, ge=0.0, le=2.0, description="ControlNet conditioning scale for depth maps.")
+    backend: str | None = Field(
+        None,
+        max_length=32,
+        description="Where bridge requests are drawn: local, auto or a configured paid API (the installation's own "
+        "server offers FAL and OpenAI); None: remote.routing.default. A failure still answers by the fallback rules.",
+    )
 
     def bridge_config(self, data_dir: str) -> BridgeConfig:
         """The plain :class:`BridgeConfig`, with the output directory resolved."""
         fields = self.model_dump(
-            exclude={"enabled", "output_dir", "max_render_side", "priority", "depth_controlnet", "control_scale"}
+            exclude={
+                "enabled",
+                "output_dir",
+                "max_render_side",
+                "priority",
+                "depth_controlnet",
+                "control_scale",
+                "backend",
+            }
         )
         output = self.output_dir or Path(data_dir).expanduser() / "experimance"
         return BridgeConfig(**fields, output_dir=output)
@@ -428,7 +504,16 @@ class AppConfig(_Section):
     overlay: OverlayConfig = Field(default_factory=OverlayConfig)
     maps: MapsConfig = Field(default_factory=MapsConfig)
     enhancer: EnhancerConfig = Field(default_factory=EnhancerConfig)
+    remote: RemoteConfig = Field(default_factory=RemoteConfig)
     zmq_bridge: ZmqBridgeSection | None = Field(None, description="The Experimance ZMQ bridge; None: not deployed.")
+
+    @model_validator(mode="after")
+    def _bridge_backend_exists(self) -> AppConfig:
+        backend = self.zmq_bridge.backend if self.zmq_bridge is not None else None
+        allowed = {"local", "auto", *self.remote.configured}
+        if backend is not None and backend not in allowed:
+            raise ValueError(f"zmq_bridge.backend {backend!r} is not one of {sorted(allowed)}")
+        return self
 
     @model_validator(mode="after")
     def _device_flows_down(self) -> AppConfig:

@@ -10,7 +10,9 @@
      ├── MethodNotAllowed        405  the route exists; ``Allow`` lists its methods
      ├── Conflict                409  an idempotency key reused with a different request; a taken theme name
      ├── PayloadTooLarge         413  the body is longer than ``ingress.max_body_bytes``
+     ├── PaymentRequired         402  type ``backend_budget``: a paid API's credits or daily budget are spent
      ├── RateLimited             429  this client sent too much; Retry-After says when to come back
+     ├── BackendFailed           502  a paid API refused our key (``backend_auth``) or kept failing
      ├── Overloaded              503  the queue is full; Retry-After says when to come back
      ├── NotReady                503  the model is still loading
      ├── GenerationFailed        500  a stage broke; details are logged, not returned
@@ -37,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.errors import Cancelled, InputError, field_path
 from pipelines.moderation import ModerationError
+from pipelines.remote.errors import RemoteError
 from serve_app.images import ImageNotFound
 from serve_app.jobs.base import IdempotencyConflict, InvalidCursor, JobNotFound, PermanentJobError
 from serve_app.overlays.store import OverlayConflict, OverlayNotFound
@@ -46,6 +49,7 @@ from serve_app.themes.base import ThemeConflict, ThemeNotFound, ThemeReadOnly
 
 __all__ = [
     "INTERNAL_FAILURE",
+    "BackendFailed",
     "BadRequest",
     "Conflict",
     "ErrorBody",
@@ -60,6 +64,7 @@ __all__ = [
     "NotReady",
     "Overloaded",
     "PayloadTooLarge",
+    "PaymentRequired",
     "RateLimited",
     "ServiceError",
     "Unauthorized",
@@ -148,6 +153,32 @@ class RateLimited(ServiceError):
     error_type = "rate_limited"
 
 
+class PaymentRequired(ServiceError):
+    status_code = 402
+    error_type = "backend_budget"
+
+
+class BackendFailed(ServiceError):
+    """A paid API failed: ``error_type`` is the failure's own (``backend_auth``, ``backend_unavailable``...)."""
+
+    status_code = 502
+    error_type = "backend_error"
+
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message, param, headers)
+        if error_type is not None:
+            self.error_type = error_type
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.param, self.headers, self.error_type))
+
+
 class GatewayTimeout(ServiceError):
     status_code = 504
     error_type = "timeout"
@@ -180,10 +211,23 @@ def _backpressure(_: BaseException) -> ServiceError:
 def _permanent(exc: PermanentJobError) -> ServiceError:
     # A permanent failure names its type; the client sees the status of that type (bad input, a stored
     # image that is gone), and a 500 for anything else (an unknown kind is a deployment mistake).
-    for cls in (InvalidRequest, NotFound):
+    for cls in (InvalidRequest, NotFound, PaymentRequired):
         if exc.error_type == cls.error_type:
             return cls(exc.message, param=exc.param)
+    if exc.error_type == "backend_input":
+        return InvalidRequest(exc.message, param=exc.param)
+    if exc.error_type.startswith("backend_"):
+        return BackendFailed(exc.message, param=exc.param, error_type=exc.error_type)
     return GenerationFailed(exc.message, param=exc.param)
+
+
+def _remote(exc: Any) -> ServiceError:
+    # A paid API's failure (pipelines/remote/errors.py): its message is ours and names the backend, never a key.
+    if exc.error_type == "backend_budget":
+        return PaymentRequired(str(exc), param=exc.param or "backend")
+    if exc.error_type == "backend_input":
+        return InvalidRequest(str(exc), param=exc.param)
+    return BackendFailed(str(exc), param=exc.param, error_type=exc.error_type)
 
 
 # Domain exception → the ServiceError a client sees. Checked in order with isinstance, so a subclass must come
@@ -205,6 +249,7 @@ _TABLE: tuple[tuple[type[BaseException], _Translate], ...] = (
     (OverlayNotFound, lambda e: NotFound(str(e), param="overlay_id")),
     (OverlayConflict, lambda e: Conflict(str(e), param="If-Match")),
     (PermanentJobError, _permanent),
+    (RemoteError, _remote),
 )
 
 
@@ -238,6 +283,8 @@ def is_transient(exc: BaseException) -> bool:
     exc = _unwrap(exc)
     if isinstance(exc, InputError | PermanentJobError | ModelConfigError | Cancelled):
         return False
+    if isinstance(exc, RemoteError):
+        return not exc.permanent
     if isinstance(exc, ServiceError):
         return exc.status_code >= 500
     return True
@@ -260,7 +307,7 @@ def describe_failure(exc: BaseException) -> tuple[str, str, str | None]:
     if isinstance(exc, PermanentJobError):  # it names its own type (unknown_kind, not_found, ...)
         return exc.message, exc.error_type, exc.param
     mapped = from_exception(exc)
-    if mapped.status_code < 500 or isinstance(exc, ServiceError):
+    if mapped.status_code < 500 or isinstance(exc, ServiceError | RemoteError):  # a paid API's: names it, no key
         return mapped.message, mapped.error_type, mapped.param
     return INTERNAL_FAILURE, mapped.error_type, None
 
@@ -297,8 +344,10 @@ _DESCRIPTIONS = {
     409: "Conflicts with an earlier request.",
     413: "The body is longer than the service accepts (`ingress.max_body_bytes`).",
     422: "A field is missing or out of range; `param` names it.",
+    402: "A paid API's credits or this service's daily budget for it are spent.",
     429: "Too many requests; retry after `Retry-After` seconds.",
     500: "Generation failed.",
+    502: "A paid API refused the service's key or kept failing.",
     503: "Overloaded or not ready; retry after `Retry-After` seconds.",
     504: "The job did not finish in time; it goes on and can be polled.",
 }

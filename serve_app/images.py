@@ -49,6 +49,8 @@ class ImageRecord:
     deleted_at: datetime | None
     theme_version: int | None = None
     subject_key: str | None = None
+    backend: str | None = None
+    cost_usd: float | None = None
 
     @classmethod
     def from_row(cls, row: Image) -> ImageRecord:
@@ -72,6 +74,8 @@ class ImageRecord:
             deleted_at=row.deleted_at,
             theme_version=row.theme_version,
             subject_key=row.subject_key,
+            backend=row.backend,
+            cost_usd=row.cost_usd,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from serve_app.config import AppConfig
@@ -24,6 +24,8 @@ from serve_app.moderation import Moderator
 from serve_app.overlays.service import OverlayService
 from serve_app.overlays.stage import OverlayStage
 from serve_app.overlays.store import OverlayStore
+from serve_app.remote.ledger import CostLedger
+from serve_app.remote.routing import Router
 from serve_app.services import Services
 from serve_app.subjects import SubjectStore
 from serve_app.themes.packs import builtin_themes
@@ -49,6 +51,9 @@ class Handles:
             in-process :class:`~serve_app.overlays.stage.OverlayStage`.
         enhancer: The enhancer stage (upscale, faces, structure; the Enhancer deployment's handle); None: an
             in-process :class:`~serve_app.enhance.stage.EnhancerStage`.
+        remote: The remote stage (the paid APIs: ``generate_batch_stream(family, backend, every)``, ``ready``,
+            ``stats``; the Remote deployment's handle); None: an in-process
+            :class:`~serve_app.remote.stage.RemoteStage` when ``remote`` configures a backend.
     """
 
     compose: ComposeFn
@@ -59,6 +64,7 @@ class Handles:
     stream_batch: StreamBatchFn | None = None
     overlay: Any | None = None
     enhancer: Any | None = None
+    remote: Any | None = None
 
 
 @dataclass
@@ -104,6 +110,10 @@ class Edge:
         """Stops the janitor and the dispatcher (which hands its running jobs back), then closes the services."""
         await self.janitor.stop()
         await self.dispatcher.stop()
+        from serve_app.remote.stage import RemoteStage
+
+        if isinstance(self.handles.remote, RemoteStage):  # in process: its HTTP clients are this replica's
+            await self.handles.remote.aclose()
         await self.services.aclose()
 
 
@@ -147,6 +157,27 @@ def build_edge(
         recent_jobs_s=config.themes.recent_jobs_days * 86400,
     )
     subjects = SubjectStore(services.engine)
+    remote = handles.remote
+    if remote is None and config.remote.configured:
+        from serve_app.remote.stage import RemoteStage
+
+        remote = RemoteStage(config.remote)  # MissingKey names an unset key variable
+        handles = replace(handles, remote=remote)
+    ledger = CostLedger(services.engine)
+    router = Router(
+        config.remote,
+        ledger,
+        local_stats=handles.generator_stats,
+        local_ready=handles.readiness,
+        remote_ready=None if remote is None else remote.ready,
+    )
+    remote_batch_fn = None
+    if remote is not None:
+        interval = services.jobs.progress_interval_s
+
+        def remote_batch_fn(family: Any, backend: str) -> Any:
+            return remote.generate_batch_stream(family, backend, interval)
+
     stages = Stages(
         services,
         handles.compose,
@@ -167,6 +198,9 @@ def build_edge(
         enhancer=handles.enhancer if handles.enhancer is not None else EnhancerStage(config.enhancer, model_cache),
         enhancer_config=config.enhancer,
         native_size=config.composer.width,
+        router=router,
+        remote_batch_fn=remote_batch_fn,
+        ledger=ledger,
     )
     dispatcher = Dispatcher(
         services.jobs,

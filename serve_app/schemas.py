@@ -42,12 +42,15 @@ class ComposedRequest:
         request_id: Unique id of this attempt, used to cancel it.
         raw: An intermediate image (a hires tile, a face crop) that is blended into another and never stored:
             the generator answers its pixels (``GeneratedImage.pixels``) and spares the PNG round trip.
+        backend: Where it runs: ``local`` (the generator), a paid API's name (``fal``...), or ``auto``
+            (``remote.routing``).
     """
 
     request: GenerationRequest
     request_hash: str
     request_id: str
     raw: bool = False
+    backend: str = "local"
 
 
 @dataclass(frozen=True)

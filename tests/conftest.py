@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.remote_fakes.plugin"]
+
 
 @pytest.fixture(autouse=True)
 def _disallow_ray_init(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v2/images", tags=["figures"])
 
 
 def _figure_request(body: PortraitRequest | CreatureRequest | ItemRequest) -> FigureRequest:
-    return FigureRequest(body.to_spec(), enhance=tuple(body.enhance))
+    return FigureRequest(body.to_spec(), enhance=tuple(body.enhance), backend=body.backend)
 
 
 add_job_route(

@@ -27,9 +27,14 @@ MAX_DEADLINE_S = 30 * 86400.0
 
 def to_request(body: GenerateImageRequest) -> GenerateRequest:
     """The HTTP body as the generate kind's request."""
-    partial = PartialRequest(**body.model_dump(exclude={"format", "theme", "variation", "enhance"}))
+    partial = PartialRequest(**body.model_dump(exclude={"format", "theme", "variation", "enhance", "backend"}))
     return GenerateRequest(
-        partial, format=body.format, theme=body.theme, variation=body.variation, enhance=tuple(body.enhance)
+        partial,
+        format=body.format,
+        theme=body.theme,
+        variation=body.variation,
+        enhance=tuple(body.enhance),
+        backend=body.backend,
     )
 
 

@@ -36,6 +36,8 @@ def image_json(image: ImageRecord, images: ImageService) -> ImageResponse:
         format=image.format,
         parent_id=None if image.parent_id is None else str(image.parent_id),
         version=image.version,
+        backend=image.backend,
+        cost_usd=image.cost_usd,
         created_at=image.created_at,
         links={
             "self": f"{IMAGES_PREFIX}/{image.id}",

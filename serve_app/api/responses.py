@@ -125,6 +125,8 @@ def job_response(job: JobRecord) -> JobResponse:
         error_type=job.error_type,
         error_param=job.error_param,
         source=job.source.value,
+        backend=job.backend,
+        cost_usd=job.cost_usd,
         request_hash=payload_summary(job.payload).request_hash,
         image_id=None if job.result_image_id is None else str(job.result_image_id),
         result=None if result is None else JobResult(images=list(result.images), data=result.data),

@@ -51,6 +51,7 @@ __all__ = [
     "JobSource",
     "JobStatus",
     "Overlay",
+    "RemoteCall",
     "Subject",
     "Theme",
     "ThemeVersion",
@@ -217,6 +218,9 @@ class Image(Base):
     format: Mapped[str] = mapped_column(String(16), default="png")
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The paid API that drew it (None: the local generator) and what it cost there.
+    backend: Mapped[str | None] = mapped_column(String(32))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Soft deletion; the retention janitor purges the row after a grace period (indexed for that).
     deleted_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -299,6 +303,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last event sequence number handed out; bumping it row-locks the job, so seq is gap-free per job.
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # What ran the last attempt (``local``, ``fal``...) and the sum of its paid calls.
+    backend: Mapped[str | None] = mapped_column(String(32))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
@@ -314,4 +321,22 @@ class JobEvent(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RemoteCall(Base):
+    """One paid image: the ledger the daily budgets and the cost report sum (migration 0007)."""
+
+    __tablename__ = "remote_calls"
+    __table_args__ = (
+        Index("ix_remote_calls_backend_created_at", "backend", "created_at"),
+        Index("ix_remote_calls_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    backend: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(16))
+    cost_usd: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -41,6 +41,7 @@ def generate_request(
     control_scale: float,
     priority: int,
     now: float | None = None,
+    backend: str | None = None,
 ) -> tuple[GenerateRequest, SubmitOptions]:
     """The generate kind's request and the submit options for a bridge job.
 
@@ -51,6 +52,8 @@ def generate_request(
         control_scale: ControlNet conditioning scale for depth maps.
         priority: Job priority.
         now: Epoch seconds to measure the deadline from (default: now).
+        backend: Where it is drawn (``local``, ``auto``, a paid API: the installation's own server offers FAL
+            and OpenAI); None: ``remote.routing.default``. The fallback rules are the bridge's, unchanged.
     """
     width, height = render_size(job.width, job.height, max_render_side)
     init, control = job.init_image, None
@@ -70,6 +73,7 @@ def generate_request(
         control_png=None if control is None else encode.encode(control.convert("RGB"), "png"),
         control_scale=control_scale,
         door="zmq",
+        backend=backend,
     )
     left = None if not job.deadline else max(0.001, job.deadline - (time.time() if now is None else now))
     # The installation paces itself: its requests are never refused for queue length.
@@ -91,6 +95,7 @@ class IngressRenderer:
         depth_controlnet: See :func:`generate_request`.
         control_scale: See :func:`generate_request`.
         priority: Job priority of bridge requests.
+        backend: See :func:`generate_request`.
     """
 
     def __init__(
@@ -101,8 +106,10 @@ class IngressRenderer:
         depth_controlnet: bool,
         control_scale: float,
         priority: int,
+        backend: str | None = None,
     ) -> None:
         self._handle = handle
+        self._backend = backend
         self._max_render_side = max_render_side
         self._depth_controlnet = depth_controlnet
         self._control_scale = control_scale
@@ -125,6 +132,7 @@ class IngressRenderer:
             depth_controlnet=self._depth_controlnet,
             control_scale=self._control_scale,
             priority=self._priority,
+            backend=self._backend,
         )
         ingress = self._handle()
         request_id = job.request_id

@@ -208,6 +208,8 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    backend: str | None = None
+    cost_usd: float | None = None
 
     @classmethod
     def from_row(cls, row: Job) -> JobRecord:
@@ -241,6 +243,8 @@ class JobRecord:
             started_at=row.started_at,
             finished_at=row.finished_at,
             updated_at=row.updated_at,
+            backend=row.backend,
+            cost_usd=row.cost_usd,
         )
 
 
@@ -351,6 +355,12 @@ class JobStore(Protocol):
 
     async def append_event(self, job_id: uuid.UUID | str, type: str, data: dict[str, Any]) -> Event:
         """Append an event to the job's log."""
+        ...
+
+    async def record_backend(
+        self, job_id: uuid.UUID | str, backend: str, *, cost_usd: float | None = None, reason: str | None = None
+    ) -> Event:
+        """Record which backend ran the current attempt and what it cost (a ``backend`` event)."""
         ...
 
     async def events_since(

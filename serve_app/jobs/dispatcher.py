@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from serve_app.db.models import JobStatus
 from serve_app.errors import describe_failure, is_transient
 from serve_app.jobs.base import JobNotFound, JobRecord, JobResult, LeaseLost
+from serve_app.jobs.context import CURRENT_ATTEMPT, Attempt
 from serve_app.jobs.sql import SqlJobStore
 
 if TYPE_CHECKING:
@@ -213,6 +214,8 @@ class Dispatcher:
 
     async def _execute(self, job: JobRecord) -> JobResult:
         kind = self._registry[job.kind]  # UnknownKind: fails the job permanently
+        # Its own task (ensure_future in _run), so the attempt is this job's alone.
+        CURRENT_ATTEMPT.set(Attempt(job.id, job.attempts, job.source.value))
         return await kind.run(job, self._stages, self._progress_fn(job))
 
     async def _run(self, job: JobRecord) -> None:

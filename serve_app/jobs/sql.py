@@ -363,6 +363,12 @@ class SqlJobStore:
         job.started_at = job.started_at or now
         job.updated_at = now
         started = {"attempt": job.attempts, "max_attempts": job.max_attempts, "reclaimed": reclaimed}
+        # The backend the request named (``local`` unless it named a paid API or ``auto``); under ``auto`` a
+        # ``backend`` event follows with the one chosen (record_backend).
+        backend = str((job.payload or {}).get("backend") or "local")
+        started["backend"] = backend
+        if backend != "auto":
+            job.backend = backend
         return self._append(session, job, "started", started, now)
 
     @staticmethod
@@ -892,6 +898,37 @@ class SqlJobStore:
                 await session.execute(delete(JobEvent).where(JobEvent.job_id.in_(ids)))
                 await session.execute(delete(Job).where(Job.id.in_(ids)))
         return len(ids)
+
+    async def record_backend(
+        self,
+        job_id: uuid.UUID | str,
+        backend: str,
+        *,
+        cost_usd: float | None = None,
+        reason: str | None = None,
+    ) -> Event:
+        """Records that ``backend`` ran (part of) the job's current attempt: the job's ``backend`` becomes it, its
+        ``cost_usd`` grows by ``cost_usd``, and a ``backend`` event says so (with ``reason`` under ``auto``: why this
+        one, or why the one before it was passed over).
+
+        Raises:
+            JobNotFound: No such job.
+        """
+        jid = _as_uuid(job_id)
+        now = self._clock()
+        async with self._tx() as session:
+            job = await self._locked(session, jid)
+            job.backend = backend
+            if cost_usd is not None:
+                job.cost_usd = (job.cost_usd or 0.0) + cost_usd
+            data: dict[str, Any] = {"backend": backend, "attempt": job.attempts}
+            if cost_usd is not None:
+                data["cost_usd"] = cost_usd
+            if reason is not None:
+                data["reason"] = reason
+            event = self._append(session, job, "backend", data, now)
+        await self._emit([event])
+        return event
 
     # -- event log ------------------------------------------------------------------------------------------
 

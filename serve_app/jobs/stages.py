@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from serve_app.moderation import Moderator
     from serve_app.overlays.stage import OverlayStage, Rendered
     from serve_app.overlays.store import OverlayStore
+    from serve_app.remote.ledger import CostLedger
+    from serve_app.remote.routing import Router
     from serve_app.services import Services
     from serve_app.subjects import SubjectStore
     from serve_app.themes.service import ThemeService
@@ -48,6 +50,8 @@ StreamFn = Callable[[ComposedRequest], AsyncIterator[dict[str, Any]]]
 """The generator: streams ``{"type": "progress", "step", "total"}`` then ``{"type": "image", "image"}``.
 Closing the stream early cancels the generation at its next step."""
 StreamBatchFn = Callable[[Sequence[ComposedRequest]], AsyncIterator[dict[str, Any]]]
+RemoteBatchFn = Callable[[Sequence[ComposedRequest], str], AsyncIterator[dict[str, Any]]]
+"""The remote stage: a family on the named paid API, streaming like :data:`StreamBatchFn`."""
 """The generator, for a family of requests queued together (one batch when they share a key): streams the
 family's progress, then ``{"type": "image", "index", "image"}`` per request."""
 
@@ -78,6 +82,10 @@ class Stages:
             an in-process :class:`~serve_app.enhance.stage.EnhancerStage`; None: no enhancement.
         enhancer_config: The ``enhancer`` section (pixel limit, repaint size).
         native_size: The side repaints run at when ``enhancer.native_size`` is unset (the composer's width).
+        router: Which backend draws a request (``remote.routing``); None: the local generator only.
+        remote_batch_fn: The remote stage (the paid APIs), streaming like the generator for a family on a named
+            backend; None: no paid API is configured.
+        ledger: Records each paid image's cost (the budgets and the cost report).
     """
 
     services: Services
@@ -99,6 +107,9 @@ class Stages:
     enhancer: EnhancerStage | None = None
     enhancer_config: EnhancerConfig | None = None
     native_size: int = 1024
+    router: Router | None = None
+    remote_batch_fn: RemoteBatchFn | None = None
+    ledger: CostLedger | None = None
 
     @property
     def images(self) -> ImageRepository:
@@ -189,8 +200,24 @@ class Stages:
 
     # -- generate --------------------------------------------------------------------------------------
 
+    async def route(self, requested: str | None, request: Any) -> str:
+        """The backend a request will run on, checked at acceptance (``backend`` of every generating body).
+
+        Raises:
+            InputError: An unknown backend, or a request the named paid API cannot honour.
+            BackendBudgetError: The named paid API has spent its daily budget (402).
+        """
+        if self.router is None:
+            if requested not in (None, "local"):
+                raise InputError("backend", requested, "local (this service has no remote backends configured)")
+            return "local"
+        return await self.router.accept(requested, request)
+
     async def generate(self, composed: ComposedRequest, progress: ProgressFn) -> GeneratedImage:
-        """Runs ``composed`` on the generator, reporting its steps; cancelling the caller cancels it."""
+        """Runs ``composed`` on its backend, reporting its steps; cancelling the caller cancels it."""
+        if composed.backend != "local":
+            (image,) = await self._generate_routed([composed], progress)
+            return image
         result: GeneratedImage | None = None
         async for event in self.stream_fn(composed):
             if event["type"] == "progress":
@@ -273,9 +300,88 @@ class Stages:
     async def generate_many(self, requests: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
         """Generates ``requests`` (queued together, so those sharing a batch key run in one call) without storing
         them: repaint passes (hires tiles, face crops) whose results are blended into another image."""
+        if requests and requests[0].backend != "local":  # a family shares its backend
+            return await self._generate_routed(requests, progress)
         if self.stream_batch_fn is None or len(requests) == 1:
             return [await self.generate(c, progress) for c in requests]
         return await self._generate_batch(requests, progress)
+
+    async def _generate_routed(self, family: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
+        """A family on a paid API, or under ``auto`` on the first backend that takes it: each one that fails is
+        passed over for the next (a ``backend`` event says which ran and why). Every paid image's cost goes to
+        the job, the ledger and (through the image) its row."""
+        from dataclasses import replace
+
+        from serve_app.jobs.context import current_attempt
+        from serve_app.remote.routing import AUTO, LOCAL
+
+        requested = family[0].backend
+        if self.router is None or (requested != AUTO and self.remote_batch_fn is None):
+            raise PermanentJobError(f"backend {requested!r} is not configured on this service", param="backend")
+        attempt = current_attempt()
+        candidates = await self.router.candidates(requested, family[0].request)
+        failure: BaseException | None = None
+        for candidate in candidates:
+            if candidate.name == LOCAL:
+                await self._note_backend(attempt, LOCAL, None, candidate.reason)
+                return await self.generate_many([replace(c, backend=LOCAL) for c in family], progress)
+            try:
+                await self.router.require_budget(candidate.name)
+                images = await self._remote_family(family, candidate.name, progress)
+            except Exception as exc:
+                cause = _remote_cause(exc)
+                if cause is None or requested != AUTO:
+                    raise _job_error(cause) if cause is not None else exc from exc
+                logger.info("backend %s passed over: %s", candidate.name, cause.error_type)
+                await self._note_backend(attempt, candidate.name, None, f"failed ({cause.error_type}): next")
+                failure = cause
+                continue
+            costs = [i.cost_usd for i in images if i.cost_usd is not None]
+            reason = candidate.reason if requested == AUTO else None
+            await self._note_backend(attempt, candidate.name, sum(costs) if costs else None, reason)
+            if self.ledger is not None:
+                for cost in costs:
+                    await self.ledger.record(
+                        candidate.name,
+                        cost,
+                        job_id=None if attempt is None else attempt.job_id,
+                        source="direct" if attempt is None else attempt.source,
+                    )
+            return images
+        if failure is not None:
+            raise _job_error(failure)
+        from pipelines.remote.errors import BackendUnavailable
+
+        raise BackendUnavailable(
+            AUTO,
+            "no backend can take this request now (the local generator is busy or loading, and no paid API "
+            "can honour it, has budget left and a closed circuit)",
+        )
+
+    async def _remote_family(
+        self, family: Sequence[ComposedRequest], backend: str, progress: ProgressFn
+    ) -> list[GeneratedImage]:
+        from dataclasses import replace
+
+        assert self.remote_batch_fn is not None
+        named = [replace(c, backend=backend) for c in family]
+        results: dict[int, GeneratedImage] = {}
+        async for event in self.remote_batch_fn(named, backend):
+            if event["type"] == "progress":
+                await progress(event["step"], event["total"])
+            elif event["type"] == "image":
+                results[int(event["index"])] = event["image"]
+        if len(results) != len(family):
+            raise RuntimeError(f"backend {backend} returned {len(results)} of {len(family)} images")
+        return [results[i] for i in range(len(family))]
+
+    async def _note_backend(self, attempt: Any, backend: str, cost_usd: float | None, reason: str | None) -> None:
+        if attempt is None:
+            return
+        try:
+            await self.services.jobs.record_backend(attempt.job_id, backend, cost_usd=cost_usd, reason=reason)
+        except Exception:  # the record is bookkeeping: never fail the image for it
+            logger.exception("could not record backend %s for job %s", backend, attempt.job_id)
 
     async def _generate_batch(self, family: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
         assert self.stream_batch_fn is not None
@@ -314,6 +420,8 @@ class Stages:
             model=request.model,
             settings=settings,
             request_hash=composed.request_hash,
+            backend=generated.backend,
+            cost_usd=generated.cost_usd,
             **extra,
         )
 
@@ -356,6 +464,8 @@ class Stages:
         theme_id: uuid.UUID | str | None = None,
         theme_version: int | None = None,
         subject_key: str | None = None,
+        backend: str | None = None,
+        cost_usd: float | None = None,
     ) -> str:
         """Stores PNG bytes (blob first, then the row) and returns the image id.
 
@@ -381,6 +491,8 @@ class Stages:
                 theme_id=None if theme_id is None else uuid.UUID(str(theme_id)),
                 theme_version=theme_version,
                 subject_key=subject_key,
+                backend=backend,
+                cost_usd=cost_usd,
             )
         )
         return str(record.id)
@@ -472,3 +584,21 @@ class Stages:
             size=(rendered.width, rendered.height),
         )
         return render_id, rendered
+
+
+def _remote_cause(exc: BaseException) -> Any:
+    """The paid API's error inside ``exc`` (through Ray, a task error wrapping it), or None."""
+    from pipelines.remote.errors import RemoteError
+
+    for candidate in (exc, getattr(exc, "cause", None), exc.__cause__):
+        if isinstance(candidate, RemoteError):
+            return candidate
+    return None
+
+
+def _job_error(cause: Any) -> BaseException:
+    """A paid API's failure as the job sees it: a permanent one (auth, budget, input) fails the job now with its
+    type; a transient one (unavailable, timeout) is raised as is, for the job's next attempt."""
+    if cause.permanent:
+        return PermanentJobError(str(cause), error_type=cause.error_type, param=cause.param)
+    return cause

@@ -23,6 +23,7 @@ from serve_app.config import (
     GeneratorConfig,
     JobsConfig,
     MapsConfig,
+    RemoteConfig,
     Settings,
 )
 from serve_app.jobs.kinds import JobKind, default_kinds
@@ -52,6 +53,7 @@ class Local:
         self.kinds: list[JobKind] = default_kinds()
         self.routers: list[APIRouter] = []
         self.batches: list[int] = []  # the size of every family handed to the generator at once
+        self.remote: RemoteConfig | None = None  # the paid APIs (tests point them at tests/remote_fakes)
         self.edge: Edge
         self._gate: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -94,6 +96,7 @@ class Local:
             jobs=self.jobs_config,
             maps=MapsConfig(base_pixels=128 * 96),
             enhancer=EnhancerConfig(native_size=64, max_pixels=1024 * 1024),
+            remote=self.remote or RemoteConfig(),
         )
         services = await open_services(config, self.settings)
         handles = Handles(

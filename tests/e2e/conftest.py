@@ -90,11 +90,21 @@ def start_service(workdir: Path, env: dict[str, str], config: dict[str, Any] | N
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(tmp_path_factory: pytest.TempPathFactory, _remote_fakes_server: Any) -> Iterator[Service]:
+    from tests.remote_fakes import KEYS
+
     tmp = tmp_path_factory.mktemp("serve")
-    env = {"LIMNER_MODEL_CACHE": str(tmp / "models"), "LIMNER_DATA_DIR": str(tmp / "data")}
+    env = {
+        "LIMNER_MODEL_CACHE": str(tmp / "models"),
+        "LIMNER_DATA_DIR": str(tmp / "data"),
+        "LIMNER_FAL_KEY": KEYS["fal"],  # the Remote deployment reads it in its replica
+    }
     ports = (free_port(), free_port())
-    svc = start_service(tmp, env, serve_config(zmq_ports=ports))
+    config = serve_config(zmq_ports=ports)
+    # FAL's queue, faked in this process (tests/remote_fakes): the graph has a Remote deployment.
+    remote = {"fal": {"base_url": _remote_fakes_server.base_url("fal"), "price_usd": 0.0025, "timeout_s": 10}}
+    config["applications"][0]["args"]["remote"] = remote
+    svc = start_service(tmp, env, config)
     svc.zmq_ports, svc.data_dir = ports, tmp / "data"
     try:
         yield svc

@@ -163,3 +163,23 @@ def test_a_hires_upscale_and_a_face_fix_run_through_the_enhancer_deployment(serv
     assert (image["width"], image["height"]) == (128, 128) and image["parent_id"] == source
     fixed = httpx.post(f"{service.url}/api/v2/images/{job['image_id']}/face-fix?wait=240", json={}, timeout=300)
     assert fixed.status_code == 200 and fixed.json()["status"] == "succeeded", fixed.text
+
+
+def test_a_job_named_for_fal_runs_through_the_remote_deployment(service: Service) -> None:
+    from tests.remote_fakes import expected_rgb
+
+    body = {"prompt": "a lighthouse over the graph", "width": 256, "height": 256, "seed": 31, "backend": "fal"}
+    r = httpx.post(f"{service.url}/api/v2/images/jobs?wait=120", json=body, timeout=150)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "succeeded" and job["backend"] == "fal", job
+    assert job["cost_usd"] == pytest.approx(0.0025)
+    image = httpx.get(f"{service.url}/api/v2/images/{job['image_id']}", timeout=30).json()
+    assert image["backend"] == "fal" and (image["width"], image["height"]) == (256, 256)
+    file = httpx.get(f"{service.url}/api/v2/images/{job['image_id']}/file", timeout=30)
+    pixel = Image.open(io.BytesIO(file.content)).convert("RGB").getpixel((128, 128))
+    assert pixel == expected_rgb(image["prompt"], 31)  # the fake's paint for what the Remote replica sent
+    stats = httpx.get(f"{service.url}/api/v2/admin/remote/stats", timeout=30).json()
+    assert stats["fal"]["images"] >= 1
+    costs = httpx.get(f"{service.url}/api/v2/admin/costs", timeout=30).json()
+    assert costs["by_backend"]["fal"] >= 0.0025

@@ -457,3 +457,39 @@ def test_the_edge_gives_the_kinds_the_generator_limits(tmp_path: Path) -> None:
             await services.aclose()
 
     assert asyncio.run(_limits()) == GenerationLimits(max_size=4096, max_pixels=4096 * 4096)
+
+
+def test_a_configured_backend_without_its_key_makes_build_app_raise_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from serve_app.app import build_app
+    from serve_app.remote.stage import MissingKey
+
+    monkeypatch.delenv("LIMNER_FAL_KEY", raising=False)
+    monkeypatch.setenv("LIMNER_OPENAI_API_KEY", "sk-set")
+    with pytest.raises(MissingKey, match="LIMNER_FAL_KEY") as caught:
+        build_app({"remote": {"fal": {}, "openai": {}}})
+    assert "LIMNER_OPENAI_API_KEY" not in str(caught.value)  # only what is missing is named
+
+
+def test_the_remote_deployment_is_in_the_graph_only_when_a_backend_is_configured() -> None:
+    assert "Remote" not in deployment_options(AppConfig(), cluster_has_gpus=False)
+    configured = AppConfig.model_validate({"remote": {"runware": {"price_usd": 0.002}}})
+    assert deployment_options(configured, cluster_has_gpus=False)["Remote"] == {"ray_actor_options": {"num_cpus": 0}}
+
+
+def test_routing_must_name_configured_backends() -> None:
+    with pytest.raises(ValidationError, match=r"routing\.default"):
+        AppConfig.model_validate({"remote": {"routing": {"default": "fal"}}})  # fal is not configured
+    with pytest.raises(ValidationError, match="unknown backends"):
+        AppConfig.model_validate({"remote": {"routing": {"order": ["local", "dalle"]}}})
+    assert (
+        AppConfig.model_validate({"remote": {"fal": {}, "routing": {"default": "fal"}}}).remote.routing.default == "fal"
+    )
+
+
+def test_the_bridge_may_render_through_a_configured_backend_only() -> None:
+    with pytest.raises(ValidationError, match=r"zmq_bridge\.backend"):
+        AppConfig.model_validate({"zmq_bridge": {"backend": "openai"}})
+    config = AppConfig.model_validate({"remote": {"openai": {}}, "zmq_bridge": {"backend": "openai"}})
+    assert config.zmq_bridge is not None and config.zmq_bridge.backend == "openai"

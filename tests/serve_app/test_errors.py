@@ -16,6 +16,7 @@ from pipelines.sdxl import ModelConfigError
 from serve_app import errors
 from serve_app.errors import (
     INTERNAL_FAILURE,
+    BackendFailed,
     BadRequest,
     Conflict,
     Forbidden,
@@ -28,6 +29,7 @@ from serve_app.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    PaymentRequired,
     RateLimited,
     ServiceError,
     Unauthorized,
@@ -70,6 +72,8 @@ HIERARCHY = [
     (PayloadTooLarge, 413, "payload_too_large"),
     (Conflict, 409, "conflict"),
     (RateLimited, 429, "rate_limited"),
+    (PaymentRequired, 402, "backend_budget"),
+    (BackendFailed, 502, "backend_error"),
     (Overloaded, 503, "overloaded"),
     (NotReady, 503, "not_ready"),
     (GenerationFailed, 500, "generation_failed"),
@@ -442,3 +446,27 @@ def test_an_unparseable_body_is_400_in_the_error_shape_naming_the_body(client: T
     assert resp.status_code == 400
     inner = _assert_shape(resp.json())
     assert inner["type"] == "invalid_request" and inner["param"] == "body"
+
+
+def test_a_paid_apis_failures_map_to_their_status_and_only_transient_ones_are_retried() -> None:
+    from pipelines.remote.errors import (
+        BackendAuthError,
+        BackendBudgetError,
+        BackendInputError,
+        BackendTimeout,
+        BackendUnavailable,
+    )
+
+    cases = [
+        (BackendAuthError("fal", "401 from the API"), 502, "backend_auth", False),
+        (BackendBudgetError("openai", "insufficient_quota"), 402, "backend_budget", False),
+        (BackendInputError("getimg", "width must be a multiple of 64", param="width"), 422, "invalid_request", False),
+        (BackendUnavailable("runware", "503 after 3 retries"), 502, "backend_unavailable", True),
+        (BackendTimeout("fal", "no answer in 60 s"), 502, "backend_timeout", True),
+    ]
+    for exc, status, error_type, transient in cases:
+        mapped = errors.from_exception(exc)
+        assert (mapped.status_code, mapped.error_type, errors.is_transient(exc)) == (status, error_type, transient)
+        # What a failed job records names the backend (the message is ours, no key), not the internal sentence.
+        message, recorded_type, _ = errors.describe_failure(exc)
+        assert exc.backend in message and recorded_type == error_type

@@ -83,6 +83,12 @@ class GenerateImageRequest(BaseModel):
         description='Steps after generation, in order, each kept as a version: `[{"op": "face-fix"}, '
         '{"op": "upscale", "scale": 2}]` (`upscale`, `face-fix`, `restyle`).',
     )
+    backend: str | None = Field(
+        None,
+        max_length=32,
+        description="Where it is drawn: `local`, `auto` (remote.routing.order) or a configured paid API "
+        "(`getimg`, `fal`, `openai`, `runware`); null: `remote.routing.default`.",
+    )
 
 
 class ReadyResponse(BaseModel):
@@ -120,6 +126,8 @@ class JobResponse(BaseModel):
     error_type: str | None = Field(None, description="Stable type of the failure (invalid_request, ...).")
     error_param: str | None = Field(None, description="The request field at fault, when there is one.")
     source: str
+    backend: str | None = Field(None, description="What drew the last attempt: `local`, `getimg`, `fal`, ...")
+    cost_usd: float | None = Field(None, description="The sum of the job's paid calls (null: none).")
     request_hash: str | None = Field(None, description="Canonical hash of the composed request (cache key).")
     image_id: str | None = Field(None, description="The result image once succeeded: `result.images[0]`.")
     image_deleted: bool = Field(
@@ -159,5 +167,7 @@ class ImageResponse(BaseModel):
     format: str
     parent_id: str | None
     version: int
+    backend: str | None = Field(None, description="The paid API that drew it; null: the local generator.")
+    cost_usd: float | None = Field(None, description="What it cost there (the API's figure, else the price table).")
     created_at: datetime
     links: dict[str, str]

@@ -56,6 +56,11 @@ class _Common(_Body):
         max_length=8,
         description='Steps run on every image after generation, each kept as a version: `[{"op": "face-fix"}]`.',
     )
+    backend: str | None = Field(
+        None,
+        max_length=32,
+        description="Where it is drawn: `local`, `auto` or a configured paid API; null: `remote.routing.default`.",
+    )
 
     def common(self) -> FigureCommon:
         return FigureCommon(

@@ -61,6 +61,12 @@ class TacticalMapBody(OverlayBody):
         max_length=8,
         description='Steps run on the art before it is fitted to the grid and drawn over: `[{"op": "upscale"}]`.',
     )
+    backend: str | None = Field(
+        None,
+        max_length=32,
+        description="Where the art is drawn: `local`, `auto` or a configured paid API (one that takes "
+        "image-to-image; a ControlNet depth pass stays local); null: `remote.routing.default`.",
+    )
     format: Literal["png", "webp", "jpeg"] = "png"
 
     def to_request(self) -> TacticalMapRequest:
@@ -78,6 +84,7 @@ class TacticalMapBody(OverlayBody):
             guidance=render.guidance,
             format=self.format,
             enhance=tuple(self.enhance),
+            backend=self.backend,
         )
 
 

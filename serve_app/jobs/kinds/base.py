@@ -44,6 +44,7 @@ class KindPayload(BaseModel):
 
     request_hash: str | None = Field(None, description="Canonical hash of what the job makes (the cache key).")
     format: str = Field("png", description="Encoding the client asked for (the stored image is PNG).")
+    backend: str = Field("local", description="Where it generates: local, auto or a paid API (remote.routing).")
 
     @classmethod
     def of(cls: type[P], job: JobRecord) -> P:

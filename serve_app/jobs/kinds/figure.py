@@ -36,6 +36,7 @@ from serve_app.enhance.recipe import accept_steps, phase, run_steps
 from serve_app.jobs.base import JobRecord, JobResult
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.jobs.kinds.generate import generation_fields
+from serve_app.remote.routing import backend_hash
 from serve_app.schemas import ComposedRequest, FigureCompose
 
 if TYPE_CHECKING:
@@ -62,11 +63,13 @@ class FigureRequest:
         door: Where it came in, for the moderation log.
         enhance: Steps run in order on every generated image (``face-fix``, ``upscale``, ``restyle``), each kept
             as its own version; the token, card or scale cue is drawn on the last.
+        backend: ``local``, ``auto`` or a configured paid API; None: ``remote.routing.default``.
     """
 
     spec: Spec
     door: str = "http"
     enhance: tuple[Any, ...] = ()
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,10 +165,12 @@ class FigureKind:
         if common.subject_key is not None and stages.subjects is not None:
             await stages.subjects.record(common.subject_key, self.name, plan.seed_base, plan.figure.descriptors)
         family = [generation_fields(c.request) for c in plan.composed]
-        hashes = [request_hash(c.request) for c in plan.composed]
         first = plan.composed[0].request
+        backend = await stages.route(request.backend, first)
+        hashes = [backend_hash(request_hash(c.request), backend) for c in plan.composed]
         steps = await accept_steps(request.enhance, stages, size=(first.width, first.height))
         payload = FigurePayload(
+            backend=backend,
             request_hash=hashes[0],
             format=common.format,
             spec=_jsonable(plan.spec),
@@ -184,6 +189,8 @@ class FigureKind:
         identity: dict[str, Any] = {"kind": self.name, "spec": _jsonable(request.spec)}
         if request.enhance:
             identity["enhance"] = steps.steps
+        if request.backend is not None:
+            identity["backend"] = request.backend
         return Accepted(payload, identity)
 
     async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
@@ -192,7 +199,7 @@ class FigureKind:
         for fields, digest in zip(payload.family, payload.hashes, strict=True):
             request = GenerationRequest(**fields)
             request.check(stages.limits)
-            family.append(ComposedRequest(request, digest, uuid.uuid4().hex))
+            family.append(ComposedRequest(request, digest, uuid.uuid4().hex, backend=payload.backend))
         record: dict[str, Any] = {"kind": self.name, "subject_key": payload.subject_key}
         if payload.theme is not None:
             record.update(theme_id=payload.theme_id, theme_version=payload.theme["version"])

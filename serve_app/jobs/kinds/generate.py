@@ -23,6 +23,7 @@ from serve_app.enhance.models import parse_steps
 from serve_app.enhance.recipe import accept_steps, phase, run_steps
 from serve_app.jobs.base import JobRecord, JobResult
 from serve_app.jobs.kinds.base import Accepted, KindPayload
+from serve_app.remote.routing import backend_hash
 from serve_app.schemas import ComposedRequest, PartialRequest
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class GenerateRequest:
         door: Where it came in (``http``, ``zmq``), for the moderation log.
         enhance: Steps run in order after generation (``face-fix``, ``upscale``, ``restyle``), each kept as its
             own version.
+        backend: ``local``, ``auto`` or a configured paid API; None: ``remote.routing.default``.
     """
 
     partial: PartialRequest
@@ -63,6 +65,7 @@ class GenerateRequest:
     variation: str | None = None
     door: str = "http"
     enhance: tuple[Any, ...] = ()
+    backend: str | None = None
 
 
 class GeneratePayload(KindPayload):
@@ -88,7 +91,7 @@ class GeneratePayload(KindPayload):
         request = GenerationRequest(**fields)
         request.check(stages.limits)
         assert self.request_hash is not None  # always set by accept()
-        return ComposedRequest(request, self.request_hash, uuid.uuid4().hex)
+        return ComposedRequest(request, self.request_hash, uuid.uuid4().hex, backend=self.backend)
 
 
 class GenerateKind:
@@ -135,14 +138,18 @@ class GenerateKind:
         steps = await accept_steps(request.enhance, stages, size=(generation.width, generation.height))
         if request.enhance:
             identity["enhance"] = steps.steps
+        backend = await stages.route(request.backend, generation)
+        if request.backend is not None:
+            identity["backend"] = request.backend
         payload = GeneratePayload(
+            backend=backend,
             request=given,
             cacheable=cacheable,
             format=request.format,
             style=None if style is None else style.name,
             theme_id=None if theme is None else str(theme.id),
             theme=None if theme is None else theme.record(),
-            request_hash=request_hash(generation, init_sha, control_sha),
+            request_hash=backend_hash(request_hash(generation, init_sha, control_sha), backend),
             generation=generation_fields(generation),
             init_image=init_sha,
             control_image=control_sha,

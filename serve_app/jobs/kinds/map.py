@@ -30,6 +30,7 @@ from serve_app.jobs.base import JobRecord, JobResult, PermanentJobError
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.jobs.kinds.generate import generation_fields
 from serve_app.overlays.models import OverlayBody
+from serve_app.remote.routing import backend_hash
 from serve_app.schemas import ComposedRequest, PartialRequest
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class TacticalMapRequest:
         enhance: Steps run in order on the generated art (``upscale``, ``face-fix``, ``restyle``), each kept as
             a version, BEFORE the art is fitted to the grid and the overlay drawn: a repaint never smears the
             grid lines, and an upscale gives a large map more detail than the model's native size holds.
+        backend: Where the art is drawn: ``local``, ``auto`` or a configured paid API; None: the default.
     """
 
     overlay: OverlayBody
@@ -83,6 +85,7 @@ class TacticalMapRequest:
     format: str = "png"
     door: str = "http"
     enhance: tuple[Any, ...] = ()
+    backend: str | None = None
 
 
 class TacticalMapPayload(KindPayload):
@@ -161,9 +164,11 @@ class TacticalMapKind:
             )
         generation.check(stages.limits)
         steps = await accept_steps(request.enhance, stages, size=(gen_w, gen_h))
+        backend = await stages.route(request.backend, generation)
         overlay_json = request.overlay.to_json()
         payload = TacticalMapPayload(
-            request_hash=request_hash(generation, init_sha, control_sha),
+            backend=backend,
+            request_hash=backend_hash(request_hash(generation, init_sha, control_sha), backend),
             format=request.format,
             map_id=str(uuid.uuid4()),
             overlay=overlay_json,
@@ -184,6 +189,8 @@ class TacticalMapKind:
         }
         if request.enhance:
             identity["enhance"] = steps.steps
+        if request.backend is not None:
+            identity["backend"] = request.backend
         return Accepted(payload, identity)
 
     async def run(self, job: JobRecord, stages: Stages, progress: ProgressFn) -> JobResult:
@@ -197,7 +204,7 @@ class TacticalMapKind:
         request = GenerationRequest(**fields)
         request.check(stages.limits)
         assert payload.request_hash is not None
-        composed = ComposedRequest(request, payload.request_hash, uuid.uuid4().hex)
+        composed = ComposedRequest(request, payload.request_hash, uuid.uuid4().hex, backend=payload.backend)
         record: dict[str, Any] = {"kind": "tactical_map_art"}
         if payload.theme is not None:
             record.update(theme_id=payload.theme_id, theme_version=payload.theme["version"])

@@ -250,7 +250,7 @@ async def test_claim_records_a_started_event(store: SqlJobStore) -> None:
     await store.claim("d1", lease_s=30)
     logged = await store.events_since(job.id)
     assert [e.type for e in logged] == ["queued", "started"]
-    assert logged[1].data == {"attempt": 1, "max_attempts": 3, "reclaimed": False}
+    assert logged[1].data == {"attempt": 1, "max_attempts": 3, "reclaimed": False, "backend": "local"}
 
 
 async def test_lease_expiry_makes_a_job_claimable_again(store: SqlJobStore, clock: Any) -> None:
