@@ -82,7 +82,7 @@ async def remote_concurrency(fakes: Any, jobs: int = 32, cap: int = 8, service_s
     from serve_app.jobs.service import SubmitOptions
     from serve_app.schemas import PartialRequest
 
-    fakes.control.delay_s["getimg"] = service_s
+    fakes.command(f"delay getimg {service_s}")
     config = {
         "composer": ComposerConfig(width=512, height=512, steps=20),
         "jobs": JobsConfig(max_concurrent=jobs * 2, max_queued=jobs * 4),
@@ -99,7 +99,7 @@ async def remote_concurrency(fakes: Any, jobs: int = 32, cap: int = 8, service_s
                 raise RuntimeError(f"job failed: {done.error}")
 
         await asyncio.gather(*(one(s) for s in range(cap)))  # warm-up
-        fakes.control.max_in_flight["getimg"] = 0
+        fakes.command(f"delay getimg {service_s}")  # resets the fake's in-flight peak after the warm-up
         t0 = time.perf_counter()
         await asyncio.gather(*(one(100 + s) for s in range(jobs)))
         wall = time.perf_counter() - t0
@@ -113,7 +113,7 @@ async def remote_concurrency(fakes: Any, jobs: int = 32, cap: int = 8, service_s
         "baseline_is": f"the ideal: cap {cap} / {service_s} s per call",
         "ratio": round(throughput / ideal, 3),
         "wall_s": round(wall, 3),
-        "max_in_flight_at_fake": fakes.control.max_in_flight["getimg"],
+        "max_in_flight_at_fake": fakes.command("stats")["max_in_flight"]["getimg"],
         "jobs": jobs,
         "case": f"{jobs} concurrent generate jobs, fake GetImg at {service_s} s a call, max_concurrent {cap}",
         "target": "ratio >= 0.9",
@@ -124,13 +124,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
+    from load_tests._fake_remote import FakeProcess
     from tests.remote_fakes import KEYS
-    from tests.remote_fakes.server import FakeServer
 
     os.environ.update({env: KEYS[name] for name, env in ENV.items()})
-    with FakeServer() as fakes:
+    with FakeProcess() as fakes:  # the APIs' service time is not limner's: the fakes get a process of their own
         print(json.dumps(asyncio.run(remote_overhead_ms(fakes, args.jobs))), flush=True)
-        fakes.control.reset()
+    with FakeProcess() as fakes:
         print(json.dumps(asyncio.run(remote_concurrency(fakes))), flush=True)
     return 0
 

@@ -10,6 +10,7 @@ so the base :meth:`RemoteBackend.check` refuses the rest before any paid call. A
 from __future__ import annotations
 
 import abc
+import asyncio
 import base64
 import io
 from collections.abc import Sequence
@@ -243,3 +244,9 @@ def decode_image(data: bytes, backend: str = "remote") -> Image.Image:
             return opened.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BackendUnavailable(backend, f"the API returned bytes that are not an image ({exc})") from exc
+
+
+async def decode_image_async(data: bytes, backend: str = "remote") -> Image.Image:
+    """:func:`decode_image` in a worker thread: a 1024x1024 JPEG takes tens of milliseconds to decode, which on the
+    event loop would stall every other call in flight (Pillow releases the GIL while it decodes)."""
+    return await asyncio.to_thread(decode_image, data, backend)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from pipelines.backend import Capability
 from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, data_url, decode_image
+from pipelines.remote.base import RemoteBackend, RemoteLimits, data_url, decode_image_async
 from pipelines.remote.errors import BackendInputError, BackendUnavailable, RemoteError
 from pipelines.remote.transport import Transport
 from pipelines.request import GenerationRequest, GenerationResult, StepCallback
@@ -134,7 +134,7 @@ class FalBackend(RemoteBackend):
         images = result.get("images") or []
         if not images or not images[0].get("url"):
             raise BackendUnavailable(self.name, "the result holds no image")
-        image = decode_image(await self.transport.download(images[0]["url"]), self.name)
+        image = await decode_image_async(await self.transport.download(images[0]["url"]), self.name)
         return image, int(result.get("seed", request.seed))
 
     async def upscale(self, image: Image.Image, scale: int) -> tuple[Image.Image, float | None]:
@@ -168,7 +168,7 @@ class FalBackend(RemoteBackend):
         url = (result.get("image") or {}).get("url")
         if not url:
             raise BackendUnavailable(self.name, "the result holds no image")
-        return decode_image(await self.transport.download(url), self.name)
+        return await decode_image_async(await self.transport.download(url), self.name)
 
     async def _run(self, path: str, body: dict[str, Any], report: _Report | None = None) -> dict[str, Any]:
         """Submits ``body`` to the queue at ``path``, polls it to completion and returns its result.

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipelines.backend import Capability
 from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, b64, data_url, decode_image
+from pipelines.remote.base import RemoteBackend, RemoteLimits, b64, data_url, decode_image_async
 from pipelines.remote.errors import BackendUnavailable
 from pipelines.remote.transport import Transport
 from pipelines.request import GenerationRequest, GenerationResult, StepCallback
@@ -139,7 +139,7 @@ class GetImgBackend(RemoteBackend):
         items = answer.get("data") or []
         if not items or "url" not in items[0]:
             raise BackendUnavailable(self.name, "the API answered no image")
-        image = decode_image(await self.transport.download(items[0]["url"]), self.name)
+        image = await decode_image_async(await self.transport.download(items[0]["url"]), self.name)
         # v2 takes no seed: the request's is recorded, not honoured.
         return image, request.seed, (answer.get("usage") or {}).get("total_cost")
 
@@ -194,9 +194,9 @@ class GetImgBackend(RemoteBackend):
     async def _image(self, answer: dict[str, Any]) -> Image.Image:
         """The image of a v1 answer: inline base64 (``image``), or a ``url`` to download."""
         if "image" in answer:
-            return decode_image(_b64decode(answer["image"], self.name), self.name)
+            return await decode_image_async(_b64decode(answer["image"], self.name), self.name)
         if "url" in answer:
-            return decode_image(await self.transport.download(answer["url"]), self.name)
+            return await decode_image_async(await self.transport.download(answer["url"]), self.name)
         raise BackendUnavailable(self.name, "the API answered no image")
 
 

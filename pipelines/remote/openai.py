@@ -21,7 +21,7 @@ from PIL import Image
 
 from pipelines.backend import Capability
 from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, decode_image, image_bytes
+from pipelines.remote.base import RemoteBackend, RemoteLimits, decode_image_async, image_bytes
 from pipelines.remote.errors import BackendBudgetError, BackendInputError, BackendUnavailable, RemoteError
 from pipelines.remote.transport import Transport
 from pipelines.request import GenerationRequest, GenerationResult, StepCallback
@@ -170,11 +170,11 @@ class OpenAIBackend(RemoteBackend):
             raise BackendUnavailable(self.name, "the API answered no image")
         if items[0].get("b64_json"):
             try:
-                return decode_image(base64.b64decode(items[0]["b64_json"], validate=True), self.name)
+                return await decode_image_async(base64.b64decode(items[0]["b64_json"], validate=True), self.name)
             except binascii.Error as exc:
                 raise BackendUnavailable(self.name, "the API answered an image that is not base64") from exc
         if items[0].get("url"):
-            return decode_image(await self.transport.download(items[0]["url"]), self.name)
+            return await decode_image_async(await self.transport.download(items[0]["url"]), self.name)
         raise BackendUnavailable(self.name, "the API answered no image")
 
 

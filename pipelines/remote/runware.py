@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipelines.backend import Capability
 from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, data_url, decode_image
+from pipelines.remote.base import RemoteBackend, RemoteLimits, data_url, decode_image_async
 from pipelines.remote.errors import (
     BackendAuthError,
     BackendBudgetError,
@@ -193,11 +193,11 @@ class RunwareBackend(RemoteBackend):
                 data = base64.b64decode(item["imageBase64Data"], validate=True)
             except binascii.Error as exc:
                 raise BackendUnavailable(self.name, "the API answered an image that is not base64") from exc
-            return decode_image(data, self.name)
+            return await decode_image_async(data, self.name)
         url = item.get("imageDataURI") or item.get("imageURL")
         if not url:
             raise BackendUnavailable(self.name, f"task {item.get('taskUUID')} answered no image")
-        return decode_image(await self.transport.download(url), self.name)
+        return await decode_image_async(await self.transport.download(url), self.name)
 
 
 def _error(error: dict[str, Any], status: int) -> RemoteError:

@@ -162,16 +162,24 @@ class RemoteStage:
                     await task
         elapsed = time.perf_counter() - started
         costs = result.costs_usd or [None] * len(family)
+        # Encoded in a worker thread (Pillow releases the GIL): on the event loop it would stall every other
+        # call in flight. Raw (intermediate) images are handed over as they are.
+        pngs = await asyncio.gather(
+            *(
+                _no_png() if c.raw else asyncio.to_thread(encode.encode, image, "png", fast=True)
+                for c, image in zip(family, result.images, strict=True)
+            )
+        )
         self._images[backend] += len(family)
-        for index, (composed, image, seed, cost) in enumerate(
-            zip(family, result.images, result.seeds, costs, strict=True)
+        for index, (composed, image, seed, cost, png) in enumerate(
+            zip(family, result.images, result.seeds, costs, pngs, strict=True)
         ):
             raw = composed.raw
             yield {
                 "type": "image",
                 "index": index,
                 "image": GeneratedImage(
-                    png=b"" if raw else encode.encode(image, "png", fast=True),
+                    png=png,
                     pixels=image if raw else None,
                     seed=int(seed),
                     width=image.width,
@@ -196,3 +204,7 @@ class RemoteStage:
         for backend in self._backends.values():
             with contextlib.suppress(Exception):
                 await backend.aclose()
+
+
+async def _no_png() -> bytes:
+    return b""
