@@ -112,28 +112,13 @@ class Ingress:
         composed: ComposedRequest = await self._composer.compose.remote(partial, style)
         return composed
 
-    async def _stream(self, composed: ComposedRequest) -> AsyncIterator[dict[str, Any]]:
-        response = self._stream_handle.generate_stream.remote(composed, self._edge.services.jobs.progress_interval_s)
-        finished = False
-        try:
-            async for item in response:
-                yield item
-            finished = True
-        finally:
-            if not finished:
-                response.cancel()  # the job was cancelled or abandoned: stop at the next denoising step
-
-    async def _stream_batch(self, composeds: Sequence[ComposedRequest]) -> AsyncIterator[dict[str, Any]]:
+    def _stream(self, composed: ComposedRequest) -> AsyncIterator[dict[str, Any]]:
         interval = self._edge.services.jobs.progress_interval_s
-        response = self._stream_handle.generate_batch_stream.remote(list(composeds), interval)
-        finished = False
-        try:
-            async for item in response:
-                yield item
-            finished = True
-        finally:
-            if not finished:
-                response.cancel()
+        return _streamed(self._stream_handle.generate_stream.remote(composed, interval))
+
+    def _stream_batch(self, composeds: Sequence[ComposedRequest]) -> AsyncIterator[dict[str, Any]]:
+        interval = self._edge.services.jobs.progress_interval_s
+        return _streamed(self._stream_handle.generate_batch_stream.remote(list(composeds), interval))
 
     async def readiness(self) -> dict[str, Any] | None:
         now = time.monotonic()
@@ -207,15 +192,20 @@ class _RemoteStream(_Remote):
         super().__init__(handle)
         self._stream = handle.options(stream=True)
 
-    async def generate_batch_stream(
+    def generate_batch_stream(
         self, family: Sequence[ComposedRequest], backend: str, every: float = 0.0
     ) -> AsyncIterator[dict[str, Any]]:
-        response = self._stream.generate_batch_stream.remote(list(family), backend, every)
-        finished = False
-        try:
-            async for item in response:
-                yield item
-            finished = True
-        finally:
-            if not finished:
-                response.cancel()
+        return _streamed(self._stream.generate_batch_stream.remote(list(family), backend, every))
+
+
+async def _streamed(response: Any) -> AsyncIterator[dict[str, Any]]:
+    """A streaming handle call's items; closing early cancels the call (the job was cancelled or abandoned: the
+    generator stops at its next denoising step, a paid API's call is cancelled or dropped)."""
+    finished = False
+    try:
+        async for item in response:
+            yield item
+        finished = True
+    finally:
+        if not finished:
+            response.cancel()

@@ -13,15 +13,15 @@ import abc
 import asyncio
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
 from pipelines.backend import Capability
-from pipelines.errors import InputError
+from pipelines.errors import Cancelled, InputError
 from pipelines.remote.errors import BackendUnavailable, RemoteError
 from pipelines.remote.transport import Transport, TransportPolicy
 from pipelines.request import GenerationRequest, GenerationResult, StepCallback
@@ -250,3 +250,39 @@ async def decode_image_async(data: bytes, backend: str = "remote") -> Image.Imag
     """:func:`decode_image` in a worker thread: a 1024x1024 JPEG takes tens of milliseconds to decode, which on the
     event loop would stall every other call in flight (Pillow releases the GIL while it decodes)."""
     return await asyncio.to_thread(decode_image, data, backend)
+
+
+_T = TypeVar("_T")
+
+
+def report_step(on_step: StepCallback | None, step: int, total: int) -> None:
+    """Reports ``(step, total)``; raises :class:`~pipelines.errors.Cancelled` when ``on_step`` answers False."""
+    if on_step is not None and on_step(step, total) is False:
+        raise Cancelled(step, total)
+
+
+async def run_each(
+    requests: Sequence[GenerationRequest],
+    one: Callable[[GenerationRequest], Awaitable[_T]],
+    on_step: StepCallback | None,
+) -> list[_T]:
+    """Runs ``one`` on every request concurrently (one API call each), reporting ``(done, total)``; False from
+    ``on_step`` cancels the calls still running."""
+    total, done = len(requests), 0
+    report_step(on_step, 0, total)
+
+    async def run(request: GenerationRequest) -> _T:
+        nonlocal done
+        out = await one(request)
+        done += 1
+        report_step(on_step, done, total)
+        return out
+
+    tasks = [asyncio.ensure_future(run(request)) for request in requests]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -8,26 +8,24 @@ seed or scheduler, and answers a signed URL that we download.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from pipelines.backend import Capability
-from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, b64, data_url, decode_image_async
+from pipelines.errors import InputError
+from pipelines.remote.base import RemoteBackend, RemoteLimits, b64, data_url, decode_image_async, run_each
 from pipelines.remote.errors import BackendUnavailable
 from pipelines.remote.transport import Transport
 from pipelines.request import GenerationRequest, GenerationResult, StepCallback
 
 __all__ = ["GetImgBackend"]
 
-_T = TypeVar("_T")
 
 # GetImg publishes no scheduler enum; these are the names third-party v1 clients send for each limner sampler.
 # It has no Karras variant, so both DPM++ 2M names map to its one "dpmsolver++".
@@ -89,7 +87,7 @@ class GetImgBackend(RemoteBackend):
         self.check_batch(requests)
         start = time.perf_counter()
         one = self._generate_v2 if self.v2 else self._generate_v1
-        results = await _each(requests, one, on_step)
+        results = await run_each(requests, one, on_step)
         return GenerationResult(
             images=[image for image, _, _ in results],
             seeds=[seed for _, seed, _ in results],
@@ -218,34 +216,3 @@ def _fit(image: Image.Image | None, width: int, height: int) -> Image.Image:
 def _aspect_ratio(width: int, height: int) -> str:
     divisor = math.gcd(width, height)
     return f"{width // divisor}:{height // divisor}"
-
-
-async def _each(
-    requests: Sequence[GenerationRequest],
-    one: Callable[[GenerationRequest], Awaitable[_T]],
-    on_step: StepCallback | None,
-) -> list[_T]:
-    """Runs ``one`` on every request concurrently, reporting ``(done, total)``; False from ``on_step`` cancels."""
-    total, done = len(requests), 0
-    _report(on_step, 0, total)
-
-    async def run(request: GenerationRequest) -> _T:
-        nonlocal done
-        out = await one(request)
-        done += 1
-        _report(on_step, done, total)
-        return out
-
-    tasks = [asyncio.ensure_future(run(request)) for request in requests]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _report(on_step: StepCallback | None, step: int, total: int) -> None:
-    if on_step is not None and on_step(step, total) is False:
-        raise Cancelled(step, total)

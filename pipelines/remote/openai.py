@@ -9,26 +9,24 @@ request's seed. Usage is reported in tokens, not dollars, so each image costs th
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import httpx
 from PIL import Image
 
 from pipelines.backend import Capability
-from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, decode_image_async, image_bytes
+from pipelines.errors import InputError
+from pipelines.remote.base import RemoteBackend, RemoteLimits, decode_image_async, image_bytes, run_each
 from pipelines.remote.errors import BackendBudgetError, BackendInputError, BackendUnavailable, RemoteError
 from pipelines.remote.transport import Transport
 from pipelines.request import GenerationRequest, GenerationResult, StepCallback
 
 __all__ = ["OpenAIBackend"]
 
-_T = TypeVar("_T")
 
 _GPT_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
 _DALLE3_SIZES = ((1024, 1024), (1792, 1024), (1024, 1792))
@@ -138,7 +136,7 @@ class OpenAIBackend(RemoteBackend):
         """
         self.check_batch(requests)
         start = time.perf_counter()
-        images = await _each(requests, self._generate_one, on_step)
+        images = await run_each(requests, self._generate_one, on_step)
         return GenerationResult(
             images=images,
             seeds=[request.seed for request in requests],
@@ -176,34 +174,3 @@ class OpenAIBackend(RemoteBackend):
         if items[0].get("url"):
             return await decode_image_async(await self.transport.download(items[0]["url"]), self.name)
         raise BackendUnavailable(self.name, "the API answered no image")
-
-
-async def _each(
-    requests: Sequence[GenerationRequest],
-    one: Callable[[GenerationRequest], Awaitable[_T]],
-    on_step: StepCallback | None,
-) -> list[_T]:
-    """Runs ``one`` on every request concurrently, reporting ``(done, total)``; False from ``on_step`` cancels."""
-    total, done = len(requests), 0
-    _report(on_step, 0, total)
-
-    async def run(request: GenerationRequest) -> _T:
-        nonlocal done
-        out = await one(request)
-        done += 1
-        _report(on_step, done, total)
-        return out
-
-    tasks = [asyncio.ensure_future(run(request)) for request in requests]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _report(on_step: StepCallback | None, step: int, total: int) -> None:
-    if on_step is not None and on_step(step, total) is False:
-        raise Cancelled(step, total)

@@ -19,8 +19,8 @@ import httpx
 from PIL import Image
 
 from pipelines.backend import Capability
-from pipelines.errors import Cancelled, InputError
-from pipelines.remote.base import RemoteBackend, RemoteLimits, data_url, decode_image_async
+from pipelines.errors import InputError
+from pipelines.remote.base import RemoteBackend, RemoteLimits, data_url, decode_image_async, report_step
 from pipelines.remote.errors import (
     BackendAuthError,
     BackendBudgetError,
@@ -101,10 +101,10 @@ class RunwareBackend(RemoteBackend):
         self.check_batch(requests)
         start = time.perf_counter()
         tasks = [self._inference_task(request) for request in requests]
-        _report(on_step, 0, 1)
+        report_step(on_step, 0, 1)
         items = await self._run(tasks)
         images = [await self._image(item) for item in items]
-        _report(on_step, 1, 1)
+        report_step(on_step, 1, 1)
         return GenerationResult(
             images=images,
             seeds=[int(item.get("seed", task["seed"])) for item, task in zip(items, tasks, strict=True)],
@@ -214,8 +214,3 @@ def _error(error: dict[str, Any], status: int) -> RemoteError:
     if code.startswith(("invalid", "missing", "unsupported")):
         return BackendInputError(RunwareBackend.name, message, **fields)
     return BackendUnavailable(RunwareBackend.name, message, **fields)
-
-
-def _report(on_step: StepCallback | None, step: int, total: int) -> None:
-    if on_step is not None and on_step(step, total) is False:
-        raise Cancelled(step, total)
