@@ -39,9 +39,6 @@ class Remote:
         async for event in self._stage.generate_batch_stream(family, backend, every):
             yield event
 
-    async def check(self, backend: str, request: Any) -> None:
-        await self._stage.check(backend, request)
-
     async def ready(self) -> dict[str, Any]:
         return await self._stage.ready()
 

@@ -94,13 +94,11 @@ def build_app(args: dict[str, Any]) -> Application:
     from deployments.overlay import Overlay
     from deployments.remote import Remote
     from deployments.zmq_bridge import ZmqBridgeDeployment
-    from serve_app.remote.stage import MissingKey, missing_keys
+    from serve_app.remote.stage import require_keys
 
     config = AppConfig.model_validate(args or {})
     settings = Settings()
-    missing = missing_keys(config.remote)
-    if missing:  # refuse to serve half a graph: `serve run` exits non-zero, naming what to set
-        raise MissingKey(f"remote backends are configured without their keys: set {', '.join(missing)}")
+    require_keys(config.remote)  # refuse to serve half a graph: `serve run` exits non-zero, naming what to set
     source = resolve_model_source(config.generator.model, settings)
     model_name = config.generator.model_name or Path(source).stem
     gen_config = config.generator.model_copy(update={"model_name": model_name})

@@ -77,11 +77,6 @@ class Router:
         }
 
     @property
-    def names(self) -> tuple[str, ...]:
-        """The configured paid APIs."""
-        return tuple(self._checkers)
-
-    @property
     def default(self) -> str:
         return self._config.routing.default
 

@@ -26,10 +26,10 @@ from serve_app.schemas import ComposedRequest, GeneratedImage
 
 if TYPE_CHECKING:
     from pipelines.remote.base import RemoteBackend
-    from pipelines.request import GenerationRequest, GenerationResult
+    from pipelines.request import GenerationResult
     from serve_app.config import RemoteBackendConfig, RemoteConfig
 
-__all__ = ["MissingKey", "RemoteStage", "build_backend", "missing_keys"]
+__all__ = ["MissingKey", "RemoteStage", "build_backend", "missing_keys", "require_keys"]
 
 logger = logging.getLogger("ray.serve.limner.remote")
 
@@ -47,6 +47,13 @@ def missing_keys(config: RemoteConfig, environ: Mapping[str, str] | None = None)
 
     environ = os.environ if environ is None else environ
     return [env for name in config.configured if not environ.get(env := backend_class(name).key_env)]
+
+
+def require_keys(config: RemoteConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Raises :class:`MissingKey` naming every configured backend's unset key variable."""
+    missing = missing_keys(config, environ)
+    if missing:
+        raise MissingKey(f"remote backends are configured without their keys: set {', '.join(missing)}")
 
 
 def build_backend(name: str, entry: RemoteBackendConfig, key: str, **extra: Any) -> RemoteBackend:
@@ -83,18 +90,12 @@ class RemoteStage:
         from pipelines.remote import backend_class
 
         environ = os.environ if environ is None else environ
-        missing = missing_keys(config, environ)
-        if missing:
-            raise MissingKey(f"remote backends are configured without their keys: set {', '.join(missing)}")
+        require_keys(config, environ)
         self._backends: dict[str, RemoteBackend] = {
             name: build_backend(name, entry, environ[backend_class(name).key_env])
             for name, entry in config.configured.items()
         }
         self._images: dict[str, int] = dict.fromkeys(self._backends, 0)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._backends)
 
     def backend(self, name: str) -> RemoteBackend:
         """The backend called ``name``.
@@ -106,10 +107,6 @@ class RemoteStage:
             return self._backends[name]
         except KeyError:
             raise InputError("backend", name, f"one of {sorted(self._backends)} (configured)") from None
-
-    async def check(self, name: str, request: GenerationRequest) -> None:
-        """Raises ``InputError`` (naming the field and the backend) if ``name`` cannot honour ``request``."""
-        self.backend(name).check(request)
 
     async def generate_stream(
         self, composed: ComposedRequest, backend: str, every: float = 0.0
