@@ -303,6 +303,10 @@ class JobStore(Protocol):
         """Hand a job ``owner`` holds back to the queue without counting its attempt (a draining replica)."""
         ...
 
+    async def release_all(self, owner: str) -> builtins.list[JobRecord]:
+        """:meth:`release` every job ``owner`` holds, in one transaction; returns the jobs handed back."""
+        ...
+
     async def progress(self, job_id: uuid.UUID | str, step: int, total: int, *, owner: str | None = None) -> bool:
         """Record progress (throttled); return whether it was written."""
         ...

@@ -34,6 +34,9 @@ __all__ = ["Dispatcher", "ProgressFn"]
 
 logger = logging.getLogger("ray.serve.limner.jobs")
 
+# How long a cancelled job waits for its work to stop before its state is settled anyway.
+_WORK_GRACE_S = 30.0
+
 ProgressFn = Callable[[int, int], Awaitable[None]]
 """Reports ``(step, total)`` of the running job."""
 
@@ -80,6 +83,7 @@ class Dispatcher:
         self._cancel_requested: set[uuid.UUID] = set()
         self._wake = asyncio.Event()
         self._handing_back: set[uuid.UUID] = set()
+        self._released: set[uuid.UUID] = set()  # handed back by stop() at once; their tasks skip _release
         self._loop_task: asyncio.Task[None] | None = None
         self._queued = 0
         self._counted_at = 0.0
@@ -117,19 +121,31 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._loop_task
         await asyncio.sleep(0)  # let tasks of the last tick start: they see stopping and hand their job back
+        if not self._running:
+            return
+        # The hand-back first, in one write for every job, so it never waits on the work's cancellation (a
+        # render winding down, a remote call): what this replica holds is queued again however slowly the
+        # work stops. The work's own writes after this find the lease gone and change nothing.
+        try:
+            released = await asyncio.wait_for(self._store.release_all(self.owner), timeout=10)
+        except Exception:  # the database is gone or locked: each job tries again below, else its lease expires
+            logger.exception("could not hand the running jobs back at once; trying one by one")
+        else:
+            self._released.update(job.id for job in released)
+            if released:
+                logger.info("%d running jobs handed back to the queue (shutting down)", len(released))
         for job_id, task in list(self._running.items()):
             if job_id not in self._handing_back:  # cancelling one mid-hand-back would lose the hand-back
                 task.cancel()
+        # Bounded: a shutdown never hangs on a job. What is left is cancelled, so nothing of this dispatcher
+        # touches the database once stop() returns (the services close next).
+        pending: set[asyncio.Task[None]] = set()
         if self._running:
-            # Bounded: a shutdown never hangs on a job; an unfinished one comes back when its lease expires.
             _, pending = await asyncio.wait(list(self._running.values()), timeout=10)
-            # What is left (a hand-back stuck waiting on the database) is cancelled, so nothing of this
-            # dispatcher touches the database once stop() returns: the services close next, and a query left
-            # running on a closed SQLite engine never answers (it hung a test's event loop on shutdown).
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
 
     def admit(self, max_queued: int) -> bool:
         """Takes a place in the queue for a job about to be submitted; False when the queue is full.
@@ -241,8 +257,11 @@ class Dispatcher:
                 result = await asyncio.shield(work)
             except asyncio.CancelledError:
                 work.cancel()
-                with contextlib.suppress(BaseException):
-                    await work
+                work.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no warning
+                # Waits for the work to wind down (a cancelled render frees its batch slot) but not forever, and
+                # a second cancellation of this task (the event loop closing) ends the wait instead of being
+                # swallowed: work that ignores its cancellation must not keep this task alive.
+                await asyncio.wait([work], timeout=_WORK_GRACE_S)
                 if job.id in self._cancel_requested:
                     await self._store.mark_cancelled(job.id, self.owner)
                     logger.info("job %s cancelled", job.id)
@@ -276,6 +295,8 @@ class Dispatcher:
 
     async def _release(self, job: JobRecord) -> None:
         """Hands ``job`` back to the queue (this dispatcher is stopping); its attempt is not counted."""
+        if job.id in self._released:  # stop() handed it back with the others
+            return
         try:
             await self._store.release(job.id, self.owner)
             logger.info("job %s handed back to the queue (shutting down)", job.id)

@@ -570,21 +570,54 @@ class SqlJobStore:
         now = self._clock()
         async with self._tx() as session:
             job = await self._held(session, jid, owner, now)
-            if job.cancel_requested:
-                self._finish(job, JobStatus.CANCELLED, now)
-                event = self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
-            else:
-                job.status = JobStatus.QUEUED
-                job.attempts = max(0, job.attempts - 1)
-                job.lease_owner = job.lease_expires_at = None
-                job.next_attempt_at = now
-                job.progress, job.progress_step, job.progress_total = 0.0, None, None
-                job.updated_at = now
-                self._last_progress.pop(job.id, None)
-                event = self._append(session, job, "released", {"reason": "runner shut down"}, now)
+            event = self._hand_back(session, job, now)
             record = JobRecord.from_row(job)
         await self._emit([event])
         return record
+
+    async def release_all(self, owner: str) -> builtins.list[JobRecord]:
+        """:meth:`release` for every job ``owner`` holds a live lease on, in one transaction.
+
+        A stopping dispatcher calls this before it cancels its work, so the hand-back is one write that
+        does not wait for each job's work to wind down (a write per job, each after its work's cancellation,
+        could run past a shutdown's grace period and leave a job ``running`` until its lease expired).
+        """
+        now = self._clock()
+        async with self._tx() as session:
+            held = (
+                (
+                    await session.execute(
+                        select(Job)
+                        .where(
+                            Job.status == JobStatus.RUNNING,
+                            Job.lease_owner == owner,
+                            Job.lease_expires_at >= now,
+                        )
+                        .order_by(Job.id)
+                        .with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            events = [self._hand_back(session, job, now) for job in held]
+            records = [JobRecord.from_row(job) for job in held]
+        await self._emit(events)
+        return records
+
+    def _hand_back(self, session: AsyncSession, job: Job, now: datetime) -> Event:
+        """The ``release`` transition of a held, row-locked job."""
+        if job.cancel_requested:
+            self._finish(job, JobStatus.CANCELLED, now)
+            return self._append(session, job, "cancelled", {"reason": "cancelled by request"}, now)
+        job.status = JobStatus.QUEUED
+        job.attempts = max(0, job.attempts - 1)
+        job.lease_owner = job.lease_expires_at = None
+        job.next_attempt_at = now
+        job.progress, job.progress_step, job.progress_total = 0.0, None, None
+        job.updated_at = now
+        self._last_progress.pop(job.id, None)
+        return self._append(session, job, "released", {"reason": "runner shut down"}, now)
 
     async def progress(self, job_id: uuid.UUID | str, step: int, total: int, *, owner: str | None = None) -> bool:
         """Record that ``step`` of ``total`` is done, at most once per ``progress_interval_s`` per job.

@@ -123,8 +123,11 @@ def local(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Local:
 
 
 @pytest.fixture
-def client(local: Local) -> Iterator[TestClient]:
+def client(local: Local, tmp_path: Path) -> Iterator[TestClient]:
+    """A test's own database and asset folder (about 0.1 s to migrate): no job an earlier test left queued
+    runs in this one, and nothing an earlier test's shutdown left behind can hold this one's database."""
     local.ready = True
+    local.settings = Settings(data_dir=str(tmp_path / "data"))
     with TestClient(create_api_lazily(local)) as c:
         yield c
 

@@ -333,6 +333,28 @@ async def test_release_of_a_job_whose_cancel_was_asked_cancels_it(store: SqlJobS
         await store.release((await store.submit("image", {"n": 1})).id, "d1")  # queued: not held
 
 
+async def test_release_all_hands_back_only_what_the_owner_holds_live(store: SqlJobStore, clock: Any) -> None:
+    mine = [await store.submit("image", {"n": n}) for n in range(3)]
+    await store.claim("d1", lease_s=10, limit=3)
+    theirs = await store.submit("image", {"n": 9})
+    await store.claim("d2", lease_s=30, limit=1)
+    await store.cancel(mine[2].id)
+    finished = await store.submit("image", {"n": 10})
+    [done] = await store.claim("d1", lease_s=10)
+    await store.complete(done.id, "d1")
+    released = await store.release_all("d1")
+    assert sorted(str(r.id) for r in released) == sorted(str(j.id) for j in mine)
+    statuses = {str(r.id): r.status for r in released}
+    assert statuses[str(mine[0].id)] is JobStatus.QUEUED and statuses[str(mine[2].id)] is JobStatus.CANCELLED
+    assert all(r.attempts == 0 and r.lease_owner is None for r in released if r.status is JobStatus.QUEUED)
+    assert (await store.get(theirs.id)).status is JobStatus.RUNNING  # another owner's lease: untouched
+    assert (await store.get(finished.id)).status is JobStatus.SUCCEEDED
+    assert [e.type for e in await store.events_since(mine[0].id)][-1] == "released"
+    assert await store.release_all("d1") == []  # nothing held any more
+    clock.advance(60)  # d2's lease expired: an expired lease is not d2's to hand back
+    assert await store.release_all("d2") == []
+
+
 async def test_counts_of_some_statuses(store: SqlJobStore) -> None:
     for n in range(3):
         await store.submit("image", {"n": n})
