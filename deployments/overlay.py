@@ -8,12 +8,13 @@ on 2 cores a reserved core would be taken from the generator.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ray import serve
 
 from pipelines.overlay.spec import Geometry, OverlaySpec
 from serve_app.config import OverlayConfig
-from serve_app.overlays.stage import OverlayStage, Rendered, Sketch
+from serve_app.overlays.stage import CampaignRendered, OverlayStage, Rendered, Sketch
 
 __all__ = ["Overlay"]
 
@@ -42,3 +43,17 @@ class Overlay:
 
     async def fit(self, image: bytes, width: int, height: int) -> bytes:
         return await self._stage.fit(image, width, height)
+
+    async def campaign_measure(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._stage.campaign_measure(doc)
+
+    async def campaign_render(self, background: bytes | None, doc: Mapping[str, Any]) -> CampaignRendered:
+        return await self._stage.campaign_render(background, doc)
+
+    async def campaign_sketch(self, doc: Mapping[str, Any], width: int, height: int) -> bytes:
+        return await self._stage.campaign_sketch(doc, width, height)
+
+    async def campaign_route(
+        self, doc: Mapping[str, Any], start: tuple[float, float], goal: tuple[float, float], pace: str, mode: str
+    ) -> dict[str, Any]:
+        return await self._stage.campaign_route(doc, start, goal, pace, mode)

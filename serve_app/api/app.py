@@ -23,7 +23,20 @@ __all__ = ["create_api"]
 
 def create_api(edge: Edge | None) -> FastAPI:
     """Builds the HTTP application around ``edge`` (None: the caller sets ``app.state.edge`` later)."""
-    from serve_app.api import admin, assets, enhance, figures, generate, health, images, jobs, maps, overlays, themes
+    from serve_app.api import (
+        admin,
+        assets,
+        campaign,
+        enhance,
+        figures,
+        generate,
+        health,
+        images,
+        jobs,
+        maps,
+        overlays,
+        themes,
+    )
 
     app = FastAPI(
         title="limner",
@@ -44,6 +57,7 @@ def create_api(edge: Edge | None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(themes.router)
     app.include_router(figures.router)
+    app.include_router(campaign.router)  # before maps: /campaign/... next to /{map_id}
     app.include_router(maps.router)
     app.include_router(overlays.router)  # before images: /{image_id}/overlays next to /{image_id}
     app.include_router(enhance.router)

@@ -10,25 +10,31 @@ overlaid render instead).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 
+from serve_app.api.campaign import campaign_document
 from serve_app.api.deps import EdgeDep
 from serve_app.api.job_routes import add_job_route
 from serve_app.api.overlays import answer_overlay, overlay_document, parse_if_match
+from serve_app.api.protocol.campaign import CampaignSpecBody
 from serve_app.api.protocol.overlays import OverlayResponse, TacticalMapBody, UvttImportResponse
 from serve_app.api.responses import IMAGES_PREFIX
 from serve_app.errors import InvalidRequest, error_responses
 from serve_app.jobs.kinds.map import MAPS_PREFIX, map_links
 from serve_app.overlays.models import OverlayBody
-from serve_app.overlays.store import OverlayRecord
+from serve_app.overlays.store import OverlayNotFound, OverlayRecord
 
 __all__ = ["router"]
 
 router = APIRouter(prefix=MAPS_PREFIX, tags=["maps"])
 KIND = "tactical_map"
+CAMPAIGN = "campaign_map"
+_Model = TypeVar("_Model", bound=BaseModel)
 
 add_job_route(
     router,
@@ -79,10 +85,19 @@ def _map_document(record: OverlayRecord) -> dict[str, Any]:
     "/{map_id}/overlay", summary="A map's overlay spec", response_model=OverlayResponse, responses=error_responses(404)
 )
 async def get_map(map_id: str, edge: EdgeDep) -> JSONResponse:
-    """The map: its spec (grid, terrain, lights, tokens...), the clean background, the current render, the
-    geometry, and the links to its UVTT export and overlay."""
-    record = await edge.overlays.get(map_id, kind=KIND)
-    return JSONResponse(_map_document(record), headers={"ETag": f'"{record.version}"'})
+    """The map: its spec, the clean background, the current render and its links. A tactical map's document has
+    the geometry and the UVTT links; a campaign map's has the measured ``data`` and the GeoJSON link."""
+    record = await _map(edge, map_id)
+    document = campaign_document(record) if record.kind == CAMPAIGN else _map_document(record)
+    return JSONResponse(document, headers={"ETag": f'"{record.version}"'})
+
+
+async def _map(edge: Any, map_id: str) -> OverlayRecord:
+    """The map, tactical or campaign (a plain overlay is not a map: 404)."""
+    record = await edge.overlays.get(map_id)
+    if record.kind not in (KIND, CAMPAIGN):
+        raise OverlayNotFound(map_id)
+    return record
 
 
 def _uvtt_route(suffix: str) -> None:
@@ -108,6 +123,21 @@ _uvtt_route("dd2vtt")
 @router.put(
     "/{map_id}/overlay",
     summary="The next version of a map's overlay",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/OverlayBody"},
+                            {"$ref": "#/components/schemas/CampaignSpecBody"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
     responses={
         200: {"model": OverlayResponse, "content": {"image/png": {}}, "description": "Re-drawn."},
         **error_responses(404, 409, 413, 422),
@@ -115,12 +145,42 @@ _uvtt_route("dd2vtt")
 )
 async def put_map_overlay(
     map_id: str,
-    body: OverlayBody,
     request: Request,
     edge: EdgeDep,
     format: Annotated[str | None, Query(pattern="^(json|png)$")] = None,
     if_match: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Response:
-    """Re-draws the map's clean background with this spec (move a token, add a fireball) as version n + 1."""
-    rendered = await edge.overlays.update(map_id, body, expected_version=parse_if_match(if_match), kind=KIND)
+    """Re-draws the map's clean background with this spec as version n + 1: for a tactical map an overlay spec
+    (move a token, add a fireball), for a campaign map the whole campaign spec (move the party a day on, hand a
+    town to another faction). The art is never regenerated."""
+    record = await _map(edge, map_id)
+    expected = parse_if_match(if_match)
+    raw = await _json_body(request)
+    if record.kind == CAMPAIGN:
+        spec = _validated(CampaignSpecBody, raw)
+        done = await edge.overlays.campaign.update(map_id, spec.to_doc(), expected_version=expected)
+        headers = {"ETag": f'"{done.record.version}"', "Location": f"{MAPS_PREFIX}/{map_id}"}
+        if format == "png" and "image/png" in request.headers.get("accept", "image/png"):
+            return Response(done.png, media_type="image/png", headers=headers)
+        return JSONResponse(campaign_document(done.record), headers=headers)
+    body = _validated(OverlayBody, raw)
+    rendered = await edge.overlays.update(map_id, body, expected_version=expected, kind=KIND)
     return answer_overlay(rendered, request, format, _map_document(rendered.record), status=200)
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": None}]
+        ) from None
+
+
+def _validated(model: type[_Model], raw: Any) -> _Model:
+    """``raw`` as ``model``; a bad body is the same 422 FastAPI gives a declared body (``loc`` from ``body``)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None

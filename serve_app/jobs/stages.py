@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from serve_app.enhance.stage import EnhancerStage
     from serve_app.jobs.dispatcher import ProgressFn
     from serve_app.moderation import Moderator
-    from serve_app.overlays.stage import OverlayStage, Rendered
+    from serve_app.overlays.stage import CampaignRendered, OverlayStage, Rendered
     from serve_app.overlays.store import OverlayStore
     from serve_app.remote.ledger import CostLedger
     from serve_app.remote.routing import Router
@@ -579,6 +579,30 @@ class Stages:
             background_id,
             rendered.png,
             kind=kind,
+            settings={"overlay": request_hash},
+            request_hash=request_hash,
+            size=(rendered.width, rendered.height),
+        )
+        return render_id, rendered
+
+    async def render_campaign(
+        self, background_id: str, doc: dict[str, Any], *, request_hash: str
+    ) -> tuple[str, CampaignRendered]:
+        """Draws the campaign layers of ``doc`` over the image ``background_id`` and stores the render as its
+        derived version (as :meth:`render_overlay`: the same spec on the same background is the same image row).
+
+        Raises:
+            InputError: The spec breaks a rule (``param`` names the field).
+            PermanentJobError: The background is gone.
+        """
+        if self.overlay is None:
+            raise InputError("overlay", "campaign_map", "omitted: this service has no overlay stage")
+        _, background = await self.read_image(background_id)
+        rendered = await self.overlay.campaign_render(background, doc)
+        render_id = await self.derive(
+            background_id,
+            rendered.png,
+            kind="campaign_map",
             settings={"overlay": request_hash},
             request_hash=request_hash,
             size=(rendered.width, rendered.height),

@@ -50,6 +50,10 @@ class OverlayService:
     def __init__(self, stages: Stages, store: OverlayStore) -> None:
         self._stages = stages
         self._store = store
+        from serve_app.overlays.campaign import CampaignMaps
+
+        self.campaign = CampaignMaps(stages, store)
+        """Campaign maps: documents, edits, GeoJSON, routes."""
 
     @property
     def store(self) -> OverlayStore:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.overlay.spec import Geometry, OverlayLimits, OverlaySpec
 
-__all__ = ["OverlayStage", "Rendered", "Sketch"]
+__all__ = ["CampaignRendered", "OverlayStage", "Rendered", "Sketch"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,17 @@ class Sketch:
 
     layout_png: bytes
     depth_png: bytes
+
+
+@dataclass(frozen=True)
+class CampaignRendered:
+    """A campaign map's render: the PNG (exactly the canvas's size) and what the spec measures (the ``data``
+    document: route miles and days, areas, who holds each POI, the party's days)."""
+
+    png: bytes
+    data: dict[str, Any]
+    width: int
+    height: int
 
 
 class OverlayStage:
@@ -62,6 +74,26 @@ class OverlayStage:
     async def fit(self, image: bytes, width: int, height: int) -> bytes:
         """``image`` scaled to cover and centre-cropped to exactly ``width`` x ``height`` (PNG)."""
         return await asyncio.to_thread(self._fit, image, width, height)
+
+    # -- campaign maps: specs cross as their JSON (plain data), parsed and checked here ---------------------------
+
+    async def campaign_measure(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``data`` document of a campaign spec (raises ``InputError`` naming the field of a bad one)."""
+        return await asyncio.to_thread(self._campaign_measure, dict(doc))
+
+    async def campaign_render(self, background: bytes | None, doc: Mapping[str, Any]) -> CampaignRendered:
+        """Draws the campaign layers of ``doc`` over ``background`` (None: a parchment canvas)."""
+        return await asyncio.to_thread(self._campaign_render, background, dict(doc))
+
+    async def campaign_sketch(self, doc: Mapping[str, Any], width: int, height: int) -> bytes:
+        """The terrain layout sketch (PNG) the campaign art is generated from, at ``width`` x ``height``."""
+        return await asyncio.to_thread(self._campaign_sketch, dict(doc), width, height)
+
+    async def campaign_route(
+        self, doc: Mapping[str, Any], start: tuple[float, float], goal: tuple[float, float], pace: str, mode: str
+    ) -> dict[str, Any]:
+        """The cheapest route between two points of the map (A* over its cost grid): path, miles, days, legs."""
+        return await asyncio.to_thread(self._campaign_route, dict(doc), start, goal, pace, mode)
 
     # -- the work, in a worker thread -------------------------------------------------------------------------
 
@@ -102,3 +134,38 @@ class OverlayStage:
         from pipelines.prompts.maps import fit_exact
 
         return encode.encode(fit_exact(encode.decode(image).convert("RGB"), width, height), "png")
+
+    def _campaign_measure(self, doc: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.overlay.campaign import parse_campaign
+        from pipelines.overlay.campaign_measure import measure_campaign
+
+        spec = parse_campaign(doc)
+        return measure_campaign(spec).to_json(spec)
+
+    def _campaign_render(self, background: bytes | None, doc: dict[str, Any]) -> CampaignRendered:
+        from pipelines import encode
+        from pipelines.overlay.campaign import parse_campaign
+        from pipelines.overlay.campaign_draw import render_campaign_png
+        from pipelines.overlay.campaign_measure import measure_campaign
+
+        spec = parse_campaign(doc)
+        geometry = measure_campaign(spec)
+        base = None if background is None else encode.decode(background)
+        png = render_campaign_png(base, spec, day_marks=geometry.day_marks)
+        return CampaignRendered(png, geometry.to_json(spec), spec.width, spec.height)
+
+    def _campaign_sketch(self, doc: dict[str, Any], width: int, height: int) -> bytes:
+        from pipelines import encode
+        from pipelines.overlay.campaign import parse_campaign
+        from pipelines.prompts.campaign import campaign_sketch
+
+        return encode.encode(campaign_sketch(parse_campaign(doc), width, height).convert("RGB"), "png")
+
+    def _campaign_route(
+        self, doc: dict[str, Any], start: tuple[float, float], goal: tuple[float, float], pace: str, mode: str
+    ) -> dict[str, Any]:
+        from pipelines.overlay.campaign import parse_campaign
+        from pipelines.overlay.campaign_travel import plan_route
+
+        plan = plan_route(parse_campaign(doc), start, goal, pace=pace, mode=mode)
+        return plan.to_json()

@@ -1,6 +1,7 @@
 """Job kinds: each is one module here (see :mod:`serve_app.jobs.kinds.base` for what a kind owns)."""
 
 from serve_app.jobs.kinds.base import Accepted, JobKind, JobResult, KindPayload, KindRegistry, payload_summary
+from serve_app.jobs.kinds.campaign import CampaignMapKind, CampaignMapRequest
 from serve_app.jobs.kinds.enhance import EnhanceRequest, FaceFixKind, RestyleKind, UpscaleKind
 from serve_app.jobs.kinds.figure import CreatureKind, FigureRequest, ItemKind, PortraitKind
 from serve_app.jobs.kinds.generate import GenerateKind, GeneratePayload, GenerateRequest
@@ -8,6 +9,8 @@ from serve_app.jobs.kinds.map import TacticalMapKind, TacticalMapRequest
 
 __all__ = [
     "Accepted",
+    "CampaignMapKind",
+    "CampaignMapRequest",
     "CreatureKind",
     "EnhanceRequest",
     "FaceFixKind",
@@ -38,6 +41,7 @@ def default_kinds() -> list[JobKind]:
         CreatureKind(),
         ItemKind(),
         TacticalMapKind(),
+        CampaignMapKind(),
         UpscaleKind(),
         FaceFixKind(),
         RestyleKind(),
