@@ -149,6 +149,30 @@ def test_a_tactical_map_runs_through_the_overlay_deployment(service: Service) ->
     assert export.status_code == 200 and export.json()["resolution"]["map_size"] == {"x": 4, "y": 3}
 
 
+def test_a_campaign_map_runs_through_the_overlay_deployment(service: Service) -> None:
+    """The campaign stage methods (sketch, render, route, measure) cross the Overlay deployment's handle."""
+    spec = {
+        "canvas": {"width": 128, "height": 96},
+        "scale": {"miles_per_pixel": 1.0},
+        "regions": [{"name": "Bay", "terrain": "water", "polygon": [[0, 0], [30, 0], [30, 96], [0, 96]]}],
+        "pois": [{"name": "Ash", "kind": "town", "x": 40, "y": 48}, {"name": "Oak", "kind": "city", "x": 120, "y": 48}],
+        "routes": [{"kind": "road", "from": "Ash", "to": "Oak"}],
+    }
+    maps = f"{service.url}/api/v2/images/maps"
+    r = httpx.post(f"{maps}/campaign?wait=240", json={**spec, "seed": 3, "render": {"steps": 2}}, timeout=300)
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    data = job["result"]["data"]
+    assert data["data"]["routes"][0]["miles"] == 80.0  # Ash (40, 48) to Oak (120, 48) at a mile a pixel
+    rendered = httpx.get(f"{service.url}/api/v2/images/{data['render_image_id']}/file", timeout=30)
+    assert Image.open(io.BytesIO(rendered.content)).size == (128, 96)
+    plan = httpx.post(f"{maps}/campaign/route", json={"map_id": data["map_id"], "from": "Ash", "to": "Oak"}, timeout=60)
+    assert plan.status_code == 200 and plan.json()["days"] == pytest.approx(80 / 24, abs=0.05), plan.text
+    export = httpx.get(f"{service.url}{data['links']['geojson']}", timeout=30)
+    assert export.status_code == 200 and export.json()["type"] == "FeatureCollection"
+
+
 def test_a_hires_upscale_and_a_face_fix_run_through_the_enhancer_deployment(service: Service) -> None:
     body = {"prompt": "a knight's portrait", "width": 64, "height": 64, "steps": 2, "seed": 12}
     r = httpx.post(f"{service.url}{GENERATE}", json=body, timeout=60)
