@@ -21,8 +21,8 @@ with the canvas: ``u = max(0.5, min(width, height) / 1024)`` (:func:`unit`); wid
 - ``hex_grid`` (with a hex scale): every edge of the tiling that touches the canvas, once (each hex draws its edges
   0, 1 and 2, the other three being its neighbours'), one stroked path, :data:`HEX_GRID_COLOR` at
   :data:`HEX_GRID_OPACITY`, ``max(1, 0.035 size_px)`` wide. Corners come from an integer lattice
-  (:func:`hex_lattice`), so neighbours share corners exactly.
-- ``territories``: each faction's land (:func:`territory_land`, the same set as :func:`~.campaign.territory_shape`)
+  (:func:`~.campaign.hex_lattice`), so neighbours share corners exactly.
+- ``territories``: each faction's land (:func:`~.campaign.territory_shape`)
   filled once with its colour at :data:`TERRITORY_OPACITY`, in spec order. Land a territory with ``contested_with``
   shares with the territory it names (the intersection, when it has area) is then hatched: 45-degree stripes
   (lines ``x + y = c``), period :func:`hatch_period` measured across the stripes, half in the claimant's colour
@@ -81,7 +81,7 @@ from pipelines.overlay.campaign import (
     Poi,
     Point,
     Resource,
-    Territory,
+    hex_lattice,
     pixel_to_hex,
     polyline_length,
     route_points,
@@ -115,14 +115,12 @@ __all__ = [
     "campaign_legend_entries",
     "candidate_box",
     "hatch_period",
-    "hex_lattice",
     "icon_radius",
     "nice_scale_miles",
     "place_labels",
     "render_campaign",
     "render_campaign_detailed",
     "render_campaign_png",
-    "territory_land",
     "unit",
 ]
 
@@ -452,53 +450,6 @@ def campaign_legend_entries(spec: CampaignSpec) -> list[LegendEntry]:
 
 # -- geometry -----------------------------------------------------------------------------------------------------
 
-_SQRT3 = math.sqrt(3.0)
-# Integer corner lattice: a hex's centre and its six corners (hex_corners' order) in lattice steps.
-_FLAT = ((2, 0, 1, 0, 1), (2, 1, -1, -2, -1, 1), (0, 1, 1, 0, -1, -1))
-_POINTY = ((1, 0, 0, 0, 1), (1, 1, 0, -1, -1, 0), (-1, 1, 2, 1, -1, -2))
-
-
-def hex_lattice(cells: np.ndarray, hexes: HexScale) -> tuple[np.ndarray, tuple[float, float]]:
-    """The six corners of each axial hex in ``cells`` (``n x 2`` ints) as integer lattice points (``n x 6 x 2``),
-    and the lattice steps ``(sx, sy)`` in px: corner ``(X, Y)`` is at ``(X sx, Y sy)``.
-
-    Flat: steps ``(size/2, sqrt(3) size/2)``, centre ``(3q + 2, q + 2r + 1)``; pointy: steps ``(sqrt(3) size/2,
-    size/2)``, centre ``(2q + r + 1, 3r + 2)``; the corners in :func:`~.campaign.hex_corners`' order. Neighbouring
-    hexes share corners exactly, so merged hexes have no slivers.
-    """
-    s = hexes.size_px
-    q, r = cells[:, 0:1].astype(np.int64), cells[:, 1:2].astype(np.int64)
-    if hexes.orientation == "flat":
-        cx, cy = 3 * q + 2, q + 2 * r + 1
-        dx, dy = _FLAT[1], _FLAT[2]
-        steps = (s / 2, _SQRT3 * s / 2)
-    else:
-        cx, cy = 2 * q + r + 1, 3 * r + 2
-        dx, dy = _POINTY[1], _POINTY[2]
-        steps = (_SQRT3 * s / 2, s / 2)
-    corners = np.stack([cx + np.asarray(dx), cy + np.asarray(dy)], axis=-1)
-    return corners, steps
-
-
-def territory_land(spec: CampaignSpec, territory: Territory) -> Any:
-    """The territory's land as a shapely (Multi)Polygon: the same set as :func:`~.campaign.territory_shape`, with
-    hexes merged exactly on the integer lattice (:func:`hex_lattice`, shapely ``coverage_union_all``: about 30x
-    faster for a few hundred hexes than merging buffered polygons), and needless vertices dropped (0.01 px)."""
-    import shapely
-
-    if not territory.hexes or spec.scale.hex is None:
-        land = territory_shape(spec, territory)
-    else:
-        corners, (sx, sy) = hex_lattice(np.asarray(territory.hexes, dtype=np.int64), spec.scale.hex)
-        coords = corners.astype(np.float64) * np.array([sx, sy])
-        land = shapely.coverage_union_all(shapely.polygons(coords))
-        if territory.polygons:
-            from shapely.geometry import Polygon
-
-            parts = [land.buffer(1e-6), *(Polygon(ring).buffer(1e-6) for ring in territory.polygons)]
-            land = shapely.union_all(parts).buffer(-1e-6)
-    return shapely.simplify(land, 0.01, preserve_topology=True)
-
 
 def _hex_grid_polylines(spec: CampaignSpec, hexes: HexScale) -> np.ndarray:
     """Every edge of the hex tiling that touches the canvas, once, as ``n x 4 x 2`` px: corners 0, 1, 2, 3 of each
@@ -634,7 +585,7 @@ class _Scene:
     @property
     def lands(self) -> list[Any]:
         if self._lands is None:
-            self._lands = [territory_land(self.spec, t) for t in self.spec.territories]
+            self._lands = [territory_shape(self.spec, t) for t in self.spec.territories]
         return self._lands
 
     # panels
