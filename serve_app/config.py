@@ -219,6 +219,14 @@ class JobsConfig(_Section):
     )
 
 
+class HubConfig(_Section):
+    """The message hub: domain events on a Redis Stream (serve_app/events/hub.py, docs/EVENTS.md)."""
+
+    enabled: bool = Field(True, description="Publish domain events when LIMNER_REDIS_URL is set.")
+    stream: str = Field("limner:events", min_length=1, max_length=200, description="The stream's key.")
+    maxlen: int = Field(100_000, ge=100, description="About how many events the stream keeps (approximate).")
+
+
 class CacheConfig(_Section):
     """Result cache and hot-asset byte cache."""
 
@@ -498,6 +506,7 @@ class AppConfig(_Section):
     ingress: IngressConfig = Field(default_factory=IngressConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     themes: ThemesConfig = Field(default_factory=ThemesConfig)

@@ -102,14 +102,19 @@ class ImageRepository:
         A job that is run again (its runner died after storing the image but before finishing the job) finds
         the row its first attempt wrote instead of adding a duplicate, even if it drew the pixels again.
         """
+        return (await self.find_or_create(image))[0]
+
+    async def find_or_create(self, image: Image) -> tuple[ImageRecord, bool]:
+        """:meth:`get_or_create`, and whether the row is new (committed by this call)."""
         async with self._sessions() as session, session.begin():
             if image.request_hash is not None:
                 row = await self._by_request_hash(session, image.request_hash, image.parent_id)
                 if row is not None:
-                    return ImageRecord.from_row(row)
+                    return ImageRecord.from_row(row), False
             session.add(image)
             await session.flush()
-            return ImageRecord.from_row(image)
+            record = ImageRecord.from_row(image)
+        return record, True
 
     async def find_by_request_hash(self, request_hash: str) -> ImageRecord | None:
         """The live, underived image a request with this hash made, if any."""

@@ -117,6 +117,16 @@ class Edge:
         await self.services.aclose()
 
 
+def _theme_news(hub: Any) -> Any:
+    """The themes' change hook: a ``theme.updated`` hub event (``action``: created, updated or deleted)."""
+
+    async def news(action: str, record: Any) -> None:
+        data = {"theme_id": str(record.id), "name": record.name, "version": record.version, "action": action}
+        await hub.publish("theme.updated", f"theme/{record.id}", data)
+
+    return news
+
+
 def build_edge(
     config: AppConfig,
     services: Services,
@@ -155,6 +165,7 @@ def build_edge(
         moderate=moderator.check,
         max_depth=config.themes.max_depth,
         recent_jobs_s=config.themes.recent_jobs_days * 86400,
+        on_change=_theme_news(services.hub),
     )
     subjects = SubjectStore(services.engine)
     remote = handles.remote

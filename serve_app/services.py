@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -32,7 +32,7 @@ from serve_app.cache import (
 )
 from serve_app.config import AppConfig, Settings
 from serve_app.db import make_engine, migrate
-from serve_app.events import EventBus, MemoryEventBus, RedisEventBus
+from serve_app.events import Event, EventBus, EventHub, MemoryEventBus, NullHub, RedisEventBus, RedisStreamHub
 from serve_app.jobs import Backoff, SqlJobStore
 from serve_app.store import AssetStore, FsspecAssetStore
 
@@ -53,6 +53,7 @@ class Services:
     events: EventBus
     public_base_url: str | None
     redis: Any = None  # the client (one bounded pool) the Redis backends share; closed after them
+    hub: EventHub = field(default_factory=NullHub)  # domain events for other services (a Redis Stream)
 
     async def aclose(self) -> None:
         for closer in (self.events.aclose, self.results.aclose, self.hot_assets.aclose, self.engine.dispose):
@@ -136,9 +137,12 @@ async def open_services(config: AppConfig, settings: Settings) -> Services:
     engine = make_engine(url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
     redis = None
+    hub: EventHub = NullHub()
     if redis_url:
         redis = redis_client(redis_url, max_connections=config.cache.redis_max_connections)
         events: EventBus = RedisEventBus(redis)
+        if config.hub.enabled:
+            hub = RedisStreamHub(redis, stream=config.hub.stream, maxlen=config.hub.maxlen)
         results: ResultCache = RedisResultCache(redis)
         hot: ByteCache = RedisByteCache(
             redis,
@@ -154,7 +158,7 @@ async def open_services(config: AppConfig, settings: Settings) -> Services:
     jobs = SqlJobStore(
         engine,
         backoff=Backoff(base_s=config.jobs.backoff_base_s, cap_s=config.jobs.backoff_cap_s),
-        on_event=events.publish,
+        on_event=events.publish if isinstance(hub, NullHub) else _fan_out(events.publish, hub.job_event),
     )
     store_url = _store_url(settings)
     store = FsspecAssetStore(store_url)
@@ -164,7 +168,19 @@ async def open_services(config: AppConfig, settings: Settings) -> Services:
         redact_url(store_url),
         redact_url(redis_url) if redis_url else "no (in-process cache and events)",
     )
-    return Services(engine, jobs, store, results, hot, events, settings.public_base_url, redis)
+    return Services(engine, jobs, store, results, hot, events, settings.public_base_url, redis, hub)
+
+
+def _fan_out(bus: Callable[[Event], Awaitable[None]], hub: Callable[[Event], Awaitable[None]]) -> Any:
+    """The job store's event hook: the bus (limner's own replicas) first, then the hub (which never raises)."""
+
+    async def publish(event: Event) -> None:
+        try:
+            await bus(event)
+        finally:
+            await hub(event)
+
+    return publish
 
 
 @contextlib.asynccontextmanager

@@ -473,7 +473,7 @@ class Stages:
         """
         sha = await self.services.store.put(png, "png")
         await self.services.hot_assets.set(f"{sha}.png", png)  # its waiter reads it next
-        record = await self.images.get_or_create(
+        record, created = await self.images.find_or_create(
             Image(
                 kind=kind,
                 prompt=prompt,
@@ -495,6 +495,8 @@ class Stages:
                 cost_usd=cost_usd,
             )
         )
+        if created:
+            await self.services.hub.publish("image.created", f"image/{record.id}", image_event(record))
         return str(record.id)
 
     async def derive(
@@ -608,6 +610,25 @@ class Stages:
             size=(rendered.width, rendered.height),
         )
         return render_id, rendered
+
+
+def image_event(record: Any) -> dict[str, Any]:
+    """The ``data`` of an ``image.created`` hub event: what the image is and where to fetch it."""
+    prefix = f"/api/v2/images/{record.id}"
+    return {
+        "image_id": str(record.id),
+        "kind": record.kind,
+        "width": record.width,
+        "height": record.height,
+        "content_hash": record.content_hash,
+        "parent_id": None if record.parent_id is None else str(record.parent_id),
+        "version": record.version,
+        "theme_id": None if record.theme_id is None else str(record.theme_id),
+        "theme_version": record.theme_version,
+        "subject_key": record.subject_key,
+        "backend": record.backend,
+        "links": {"self": prefix, "file": f"{prefix}/file"},
+    }
 
 
 def _remote_cause(exc: BaseException) -> Any:

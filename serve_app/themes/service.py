@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +83,7 @@ class ThemeService:
         max_depth: int = 8,
         recent_jobs_s: float = 7 * 86400,
         current_ttl_s: float = 1.0,
+        on_change: Callable[[str, ThemeRecord], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = make_session_factory(engine)
         self._packs = list(packs)
@@ -94,6 +95,7 @@ class ThemeService:
         self._current_ttl_s = current_ttl_s
         self._versions: dict[tuple[uuid.UUID, int], ThemeVersionRecord] = {}
         self._current: dict[str, tuple[float, _Row]] = {}
+        self._on_change = on_change  # awaited after a user theme is created, updated or deleted (the hub)
 
     # -- built-in packs --------------------------------------------------------------------------------
 
@@ -231,7 +233,7 @@ class ThemeService:
                 await self._link_parent(session, row, theme.parent)
         except IntegrityError:
             raise ThemeConflict(f"a theme named {theme.name!r} exists", param="name") from None
-        return await self.get(str(row.id))
+        return await self._changed("created", await self.get(str(row.id)))
 
     async def update(self, ref: str, body: Mapping[str, Any]) -> ThemeRecord:
         """Writes a new version of a user theme (the name may not change).
@@ -266,7 +268,7 @@ class ThemeService:
             except IntegrityError:  # two updates raced for the same version number: take the next
                 continue
         self._forget(row.id)
-        return await self.get(str(row.id))
+        return await self._changed("updated", await self.get(str(row.id)))
 
     async def delete(self, ref: str, *, force: bool = False) -> ThemeRecord:
         """Soft-deletes a user theme; its versions stay (old jobs can still be read and reproduced).
@@ -303,7 +305,12 @@ class ThemeService:
                     )
             await session.execute(update(Theme).where(Theme.id == row.id).values(deleted_at=utcnow()))
         self._forget(row.id)
-        return await self.get(str(row.id), include_deleted=True)
+        return await self._changed("deleted", await self.get(str(row.id), include_deleted=True))
+
+    async def _changed(self, action: str, record: ThemeRecord) -> ThemeRecord:
+        if self._on_change is not None:
+            await self._on_change(action, record)
+        return record
 
     # -- resolution ------------------------------------------------------------------------------------
 
