@@ -219,6 +219,22 @@ class JobsConfig(_Section):
     )
 
 
+class WebhooksConfig(_Section):
+    """Webhooks (serve_app/webhooks/): on when ``LIMNER_WEBHOOK_SECRET`` (``whsec_`` + base64) is set."""
+
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Hosts called even when they resolve inside the network (loopback, private): tests, or a "
+        "receiver on the same cluster. Empty: none.",
+    )
+    timeout_s: float = Field(10.0, gt=0, le=120, description="One delivery try's time limit.")
+    max_attempts: int = Field(10, ge=1, le=100, description="Tries before a message is marked failed.")
+    backoff_base_s: float = Field(1.0, gt=0, description="First retry delay ceiling (full jitter, doubling).")
+    backoff_cap_s: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    poll_s: float = Field(0.5, gt=0, le=60, description="How often the outbox is read.")
+
+
 class HubConfig(_Section):
     """The message hub: domain events on a Redis Stream (serve_app/events/hub.py, docs/EVENTS.md)."""
 
@@ -507,6 +523,7 @@ class AppConfig(_Section):
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
@@ -545,6 +562,9 @@ class Settings(BaseSettings):
     # settings travel as the ingress's init arguments). Read them with .get_secret_value().
     database_url: SecretStr | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir.")
     redis_url: SecretStr | None = Field(None, description="Redis for the result cache and job events across replicas.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signs webhook deliveries (whsec_ + base64 of 24+ random bytes); unset: webhooks off."
+    )
     store_url: SecretStr | None = Field(None, description="fsspec URL of the asset store; default: data_dir/assets.")
     public_base_url: str | None = Field(None, description="CDN base URL used in asset links instead of /api/v2/assets.")
     model_cache: str = Field(

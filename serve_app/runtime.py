@@ -15,6 +15,7 @@ from typing import Any
 from serve_app.config import AppConfig
 from serve_app.enhance.stage import EnhancerStage
 from serve_app.image_service import ImageService
+from serve_app.jobs.backoff import Backoff
 from serve_app.jobs.dispatcher import Dispatcher
 from serve_app.jobs.kinds import JobKind, KindRegistry, default_kinds
 from serve_app.jobs.retention import Janitor
@@ -30,6 +31,7 @@ from serve_app.services import Services
 from serve_app.subjects import SubjectStore
 from serve_app.themes.packs import builtin_themes
 from serve_app.themes.service import ThemeService
+from serve_app.webhooks.deliverer import WebhookDeliverer
 
 __all__ = ["Edge", "Handles", "build_edge"]
 
@@ -84,6 +86,7 @@ class Edge:
         subjects: Recurring subjects.
         stages: The shared steps every kind runs on.
         overlays: Overlays and maps (measure, draw, versions, UVTT).
+        webhooks: Sends the webhook outbox (None: webhooks are off, no ``LIMNER_WEBHOOK_SECRET``).
     """
 
     config: AppConfig
@@ -98,6 +101,7 @@ class Edge:
     subjects: SubjectStore
     stages: Stages
     overlays: OverlayService
+    webhooks: WebhookDeliverer | None = None
 
     async def start(self) -> None:
         """Stores the built-in themes that changed, then starts the dispatcher's claim loop and the janitor's
@@ -105,16 +109,55 @@ class Edge:
         await self.themes.sync_builtins()
         self.dispatcher.start()
         self.janitor.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
 
     async def aclose(self) -> None:
-        """Stops the janitor and the dispatcher (which hands its running jobs back), then closes the services."""
+        """Stops the janitor, the webhooks and the dispatcher (which hands its running jobs back), then closes the
+        services. Undelivered webhooks stay in the outbox for the next replica."""
         await self.janitor.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         await self.dispatcher.stop()
         from serve_app.remote.stage import RemoteStage
 
         if isinstance(self.handles.remote, RemoteStage):  # in process: its HTTP clients are this replica's
             await self.handles.remote.aclose()
         await self.services.aclose()
+
+
+def _webhook_secret() -> str | None:
+    """``LIMNER_WEBHOOK_SECRET``, checked (a bad one stops the start with a message naming the variable)."""
+    from serve_app.config import Settings
+    from serve_app.webhooks.signing import secret_bytes
+
+    value = Settings().webhook_secret
+    if value is None:
+        return None
+    secret = value.get_secret_value()
+    try:
+        secret_bytes(secret)
+    except ValueError as exc:
+        raise ValueError(f"LIMNER_WEBHOOK_SECRET: {exc}") from None
+    return secret
+
+
+def _deliverer(config: AppConfig, services: Services, secret: str) -> WebhookDeliverer:
+    from serve_app.api.responses import job_response
+    from serve_app.webhooks.outbox import WebhookOutbox
+
+    hooks = config.webhooks
+    return WebhookDeliverer(
+        WebhookOutbox(services.engine),
+        services.jobs,
+        lambda job: job_response(job).model_dump(mode="json"),
+        secret=secret,
+        allowed_hosts=tuple(hooks.allow_hosts),
+        timeout_s=hooks.timeout_s,
+        max_attempts=hooks.max_attempts,
+        backoff=Backoff(base_s=hooks.backoff_base_s, cap_s=hooks.backoff_cap_s),
+        poll_s=hooks.poll_s,
+    )
 
 
 def _theme_news(hub: Any) -> Any:
@@ -136,6 +179,7 @@ def build_edge(
     owner: str | None = None,
     poll_interval_s: float | None = None,
     model_cache: str | None = None,
+    webhook_secret: str | None = None,
 ) -> Edge:
     """Wires the edge. Await :meth:`Edge.start` on the event loop that serves it.
 
@@ -223,9 +267,18 @@ def build_edge(
         max_concurrent=jobs.max_concurrent,
         owner=owner or f"ingress-{uuid.uuid4().hex[:12]}",
     )
+    secret = webhook_secret if webhook_secret is not None else _webhook_secret()
     job_service = JobService(
-        services.jobs, services.events, registry, stages, dispatcher, jobs, wait_poll_s=config.ingress.waiter_poll_s
+        services.jobs,
+        services.events,
+        registry,
+        stages,
+        dispatcher,
+        jobs,
+        wait_poll_s=config.ingress.waiter_poll_s,
+        webhook_hosts=None if secret is None else tuple(config.webhooks.allow_hosts),
     )
+    webhooks = None if secret is None else _deliverer(config, services, secret)
     janitor = Janitor(services, config, registry)
     images = ImageService(services)
     overlays = OverlayService(stages, stages.overlays)
@@ -242,4 +295,5 @@ def build_edge(
         subjects,
         stages,
         overlays,
+        webhooks,
     )

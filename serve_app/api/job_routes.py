@@ -20,7 +20,7 @@ from serve_app.api.protocol import JobResponse
 from serve_app.api.responses import accept_job
 from serve_app.errors import error_responses
 
-__all__ = ["JOB_RESPONSES", "add_job_route"]
+__all__ = ["JOB_RESPONSES", "WEBHOOK", "add_job_route"]
 
 JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": JobResponse, "description": "Finished within `wait`."},
@@ -32,6 +32,14 @@ _PRIORITY = Annotated[
     int | None, Query(ge=-100, le=100, description="Higher runs first; at most `jobs.max_client_priority`.")
 ]
 _IDEMPOTENCY = Annotated[str | None, Header(max_length=255)]
+WEBHOOK = Annotated[
+    str | None,
+    Query(
+        max_length=2048,
+        description="POST the job's end here, signed per Standard Webhooks (docs/WEBHOOKS.md); needs "
+        "LIMNER_WEBHOOK_SECRET on the service.",
+    ),
+]
 
 
 def add_job_route(
@@ -69,6 +77,7 @@ def add_job_route(
             wait=kwargs["wait"],
             priority=kwargs["priority"],
             idempotency_key=kwargs["idempotency_key"],
+            webhook_url=kwargs["webhook_url"],
         )
 
     keyword = inspect.Parameter.KEYWORD_ONLY
@@ -80,6 +89,7 @@ def add_job_route(
         inspect.Parameter("wait", keyword, annotation=_WAIT, default=0),
         inspect.Parameter("priority", keyword, annotation=_PRIORITY, default=None),
         inspect.Parameter("idempotency_key", keyword, annotation=_IDEMPOTENCY, default=None),
+        inspect.Parameter("webhook_url", keyword, annotation=WEBHOOK, default=None),
     ]
     endpoint.__signature__ = inspect.Signature(parameters, return_annotation=JSONResponse)  # type: ignore[attr-defined]
     endpoint.__name__ = f"submit_{kind}"

@@ -167,6 +167,7 @@ async def accept_job(
     priority: int | None,
     idempotency_key: str | None,
     deadline_s: float | None = None,
+    webhook_url: str | None = None,
 ) -> JSONResponse:
     """Submits a job of ``kind`` as a kind's ``POST`` route does, and answers it: 202 with the job and a
     ``Location``, or 200 with the finished job when it finishes within ``wait`` seconds.
@@ -182,6 +183,7 @@ async def accept_job(
         priority=jobs.config.http_priority if priority is None else priority,
         idempotency_key=idempotency_key,
         deadline_s=deadline_s,
+        webhook_url=webhook_url,
     )
     job, _ = await jobs.submit(kind, request, options)
     status = 202

@@ -56,6 +56,7 @@ __all__ = [
     "Theme",
     "ThemeVersion",
     "UTCDateTime",
+    "WebhookDelivery",
     "utcnow",
 ]
 
@@ -306,6 +307,8 @@ class Job(Base):
     # What ran the last attempt (``local``, ``fal``...) and the sum of its paid calls.
     backend: Mapped[str | None] = mapped_column(String(32))
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    # Where the job's terminal state is POSTed (migration 0008); its deliveries are in webhook_deliveries.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
@@ -340,3 +343,25 @@ class RemoteCall(Base):
     source: Mapped[str] = mapped_column(String(16))
     cost_usd: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One webhook message in the outbox (migration 0008): written in the transaction that ends its job; its id
+    is the ``webhook-id`` header, the same on every retry."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_job_id", "job_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()

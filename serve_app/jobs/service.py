@@ -54,6 +54,8 @@ class SubmitOptions:
         source: The door it came in through (``http`` or ``zmq``).
         admit: Count it against ``jobs.max_queued`` (503 when full). The installation paces itself, so its
             requests are never refused for queue length.
+        webhook_url: Where the job's end is POSTed (serve_app/webhooks); 422 when webhooks are off or the
+            target is refused.
     """
 
     priority: int = 0
@@ -61,6 +63,7 @@ class SubmitOptions:
     deadline_s: float | None = None
     source: JobSource | str = JobSource.HTTP
     admit: bool = True
+    webhook_url: str | None = None
 
 
 class JobService:
@@ -88,6 +91,7 @@ class JobService:
         config: JobsConfig,
         *,
         wait_poll_s: float = 5.0,
+        webhook_hosts: tuple[str, ...] | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -96,6 +100,7 @@ class JobService:
         self.dispatcher = dispatcher
         self.config = config
         self.wait_poll_s = wait_poll_s
+        self.webhook_hosts = webhook_hosts  # None: webhooks are off (no secret); else the hosts always allowed
 
     # -- accept -----------------------------------------------------------------------------------------
 
@@ -112,6 +117,15 @@ class JobService:
             Conflict: ``idempotency_key`` was used with a different request.
             Overloaded: The queue is full.
         """
+        if options.webhook_url is not None:
+            if self.webhook_hosts is None:
+                raise InvalidRequest(
+                    "webhook_url is not allowed: webhooks are off on this service (LIMNER_WEBHOOK_SECRET is not set)",
+                    param="webhook_url",
+                )
+            from serve_app.webhooks.targets import check_target
+
+            await check_target(options.webhook_url, allowed_hosts=self.webhook_hosts)
         key = options.idempotency_key
         if key is not None and not key.strip():
             raise InvalidRequest("Idempotency-Key must not be empty or whitespace", param="Idempotency-Key")
@@ -157,6 +171,8 @@ class JobService:
                 "priority": options.priority,
                 "deadline_s": options.deadline_s,
             }
+            if options.webhook_url is not None:  # only then: earlier jobs' hashes stay what they were
+                identity["webhook_url"] = options.webhook_url
             job = await self.store.submit(
                 kind,
                 accepted.payload.to_json(),
@@ -168,6 +184,7 @@ class JobService:
                 body_hash=canonical_hash(identity),
                 claim_for=slot,
                 idempotency_ttl_s=self.config.idempotency_ttl_s,
+                webhook_url=options.webhook_url,
             )
         except BaseException as exc:
             if slot is not None:

@@ -28,9 +28,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import object_session
 
 from serve_app.db.engine import READ_ONLY, make_session_factory
-from serve_app.db.models import FINAL_STATUSES, Image, Job, JobEvent, JobSource, JobStatus, utcnow
+from serve_app.db.models import FINAL_STATUSES, Image, Job, JobEvent, JobSource, JobStatus, WebhookDelivery, utcnow
 from serve_app.events.base import Event
 from serve_app.jobs.backoff import Backoff
 from serve_app.jobs.base import (
@@ -207,6 +208,15 @@ class SqlJobStore:
         if error is not None:
             job.error = error
         self._last_progress.pop(job.id, None)
+        if job.webhook_url:
+            # The outbox row commits with the job's end, or neither does: a crash before the delivery still
+            # delivers when the service is back (serve_app/webhooks).
+            session = object_session(job)
+            assert session is not None, "a job is finished inside its transaction"
+            event = "job.failed" if status is JobStatus.DEAD else f"job.{status.value}"
+            session.add(
+                WebhookDelivery(job_id=job.id, url=job.webhook_url, event=event, next_attempt_at=now, created_at=now)
+            )
 
     # -- accept ---------------------------------------------------------------------------------------------
 
@@ -223,6 +233,7 @@ class SqlJobStore:
         body_hash: str | None = None,
         claim_for: tuple[str, float] | None = None,
         idempotency_ttl_s: float | None = None,
+        webhook_url: str | None = None,
     ) -> JobRecord:
         """Record a new queued job; it is committed when this returns.
 
@@ -242,6 +253,8 @@ class SqlJobStore:
             claim_for: ``(owner, lease_s)`` of a dispatcher with a free slot: when no runnable job comes before
                 this one, it is claimed for that owner in the same transaction (``running``, attempt 1), which
                 spares an idle service a claim round trip. Otherwise it is queued as usual.
+            webhook_url: Where the job's end is POSTed: the transaction that ends it also writes the delivery
+                to the outbox (``webhook_deliveries``), which :mod:`serve_app.webhooks` sends.
 
         Returns:
             The new job (``running`` if it was claimed), or the existing one for a repeated idempotency key.
@@ -273,7 +286,18 @@ class SqlJobStore:
             }
         )
         source = JobSource(source)
-        args = (kind, payload, digest, priority, deadline, max_attempts, source, idempotency_key, claim_for)
+        args = (
+            kind,
+            payload,
+            digest,
+            priority,
+            deadline,
+            max_attempts,
+            source,
+            idempotency_key,
+            claim_for,
+            webhook_url,
+        )
         # A repeated idempotency key is found by the unique index on insert, not by a lookup first: the
         # common case (a new key) then costs one transaction instead of two.
         for _ in range(3):
@@ -322,10 +346,12 @@ class SqlJobStore:
         source: JobSource,
         idempotency_key: str | None,
         claim_for: tuple[str, float] | None,
+        webhook_url: str | None = None,
     ) -> JobRecord:
         now = self._clock()
         async with self._tx() as session:
             job = Job(
+                webhook_url=webhook_url,
                 id=uuid.uuid4(),
                 kind=kind,
                 payload=payload,

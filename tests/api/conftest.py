@@ -25,6 +25,7 @@ from serve_app.config import (
     MapsConfig,
     RemoteConfig,
     Settings,
+    WebhooksConfig,
 )
 from serve_app.jobs.kinds import JobKind, default_kinds
 from serve_app.runtime import Edge, Handles, build_edge
@@ -54,6 +55,8 @@ class Local:
         self.routers: list[APIRouter] = []
         self.batches: list[int] = []  # the size of every family handed to the generator at once
         self.remote: RemoteConfig | None = None  # the paid APIs (tests point them at tests/remote_fakes)
+        self.webhook_secret: str | None = None  # webhooks on (to 127.0.0.1) when set
+
         self.edge: Edge
         self._gate: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,6 +100,7 @@ class Local:
             maps=MapsConfig(base_pixels=128 * 96),
             enhancer=EnhancerConfig(native_size=64, max_pixels=1024 * 1024),
             remote=self.remote or RemoteConfig(),
+            webhooks=WebhooksConfig(allow_hosts=["127.0.0.1"], backoff_base_s=0.05, backoff_cap_s=0.1, poll_s=0.05),
         )
         services = await open_services(config, self.settings)
         handles = Handles(
@@ -107,7 +111,13 @@ class Local:
             generator_stats=self.generator.stats,
         )
         self.edge = build_edge(
-            config, services, handles, kinds=self.kinds, poll_interval_s=0.05, model_cache=str(self.model_cache)
+            config,
+            services,
+            handles,
+            kinds=self.kinds,
+            poll_interval_s=0.05,
+            model_cache=str(self.model_cache),
+            webhook_secret=self.webhook_secret,
         )
         await self.edge.start()
 

@@ -225,3 +225,60 @@ def test_a_graceful_shutdown_hands_running_jobs_back_without_using_an_attempt(
         second.process.stop()
     assert [j["status"] for j in jobs] == ["succeeded"] * 12
     assert all(attempts == 1 for _, attempts, _ in asyncio.run(_job_rows(database_url)).values())
+
+
+def test_a_webhook_owed_when_the_service_is_killed_is_delivered_after_the_restart(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """The job ends while its receiver answers 503; the whole service is SIGKILLed with the delivery still owed; the
+    restarted service delivers it once the receiver answers 200: the same message (one ``webhook-id``) throughout."""
+    import base64
+
+    from tests.webhook_receiver import Receiver
+
+    secret = "whsec_" + base64.b64encode(b"e2e-webhook-secret-of-32-bytes!!").decode()
+    env = {
+        "LIMNER_MODEL_CACHE": str(model_cache),
+        "LIMNER_DATA_DIR": str(tmp_path / "data"),
+        "LIMNER_WEBHOOK_SECRET": secret,
+    }
+    config = serve_config(warm=False)
+    config["applications"][0]["args"]["webhooks"] = {
+        "allow_hosts": ["127.0.0.1"],
+        "backoff_base_s": 0.2,
+        "backoff_cap_s": 0.5,
+        "poll_s": 0.1,
+        "max_attempts": 100,
+    }
+    with Receiver([503]) as receiver:
+        first = start_service(tmp_path / "first", env, config)
+        try:
+            body = {"prompt": "a lantern owed a webhook", "width": 64, "height": 64, "steps": 2, "seed": 9}
+            r = httpx.post(
+                f"{first.url}/api/v2/images/jobs", params={"webhook_url": receiver.url}, json=body, timeout=30
+            )
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+            [job] = _wait_all(first.url, [job_id], timeout=120)
+            assert job["status"] == "succeeded"
+            deadline = time.monotonic() + 60
+            while len(receiver.received) < 2 and time.monotonic() < deadline:  # tried, refused, owed
+                time.sleep(0.1)
+            assert len(receiver.received) >= 2, "the first service never tried the delivery"
+        finally:
+            first.process.kill()  # every process of the tree, no shutdown: the delivery is still owed
+        refused = len(receiver.received)
+        receiver.answer(200)
+        second = start_service(tmp_path / "second", env, config)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(got.status == 200 for got in receiver.received) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)  # time for a second, wrong, delivery to show up
+        finally:
+            second.process.stop()
+    received = receiver.received
+    assert [got.status for got in received[:refused]] == [503] * refused
+    assert [got.status for got in received[refused:]] == [200]  # delivered once the receiver took it
+    assert len({got.headers["webhook-id"] for got in received}) == 1  # one message, the same id on every try
+    assert received[-1].json["data"]["id"] == job_id and received[-1].json["type"] == "job.succeeded"
