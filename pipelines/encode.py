@@ -14,13 +14,14 @@ How modes are written, per format:
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any, Literal
 
 from PIL import Image, ImageOps
 
 from pipelines.errors import InputError
 
-__all__ = ["FORMATS", "ImageFormat", "decode", "encode", "fit", "transcode"]
+__all__ = ["FORMATS", "ImageFormat", "ImageTooLarge", "decode", "encode", "fit", "transcode"]
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 FORMATS: dict[str, str] = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -30,20 +31,44 @@ _PIL_NAMES: dict[str, str] = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 _WHITE = (255, 255, 255)
 
 
-def decode(data: bytes) -> Image.Image:
+class ImageTooLarge(ValueError):
+    """An image has more pixels than the caller accepts (read from its header, before any pixel is decoded)."""
+
+    def __init__(self, width: int, height: int, max_pixels: int) -> None:
+        super().__init__(width, height, max_pixels)
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+    def __str__(self) -> str:
+        return f"{self.width} x {self.height} is more than {self.max_pixels} pixels"
+
+
+def decode(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
     """Decodes image bytes of any format PIL reads, pixels loaded.
 
     Args:
         data: An encoded image.
+        max_pixels: Refuse an image whose header announces more pixels than this, before decoding it (a
+            decompression bomb: a few KiB of PNG that inflate to gigabytes). None: Pillow's own guard only.
 
     Returns:
         The image, fully read (it does not refer back to ``data``); ``format`` tells what it was.
 
     Raises:
+        ImageTooLarge: More than ``max_pixels`` pixels, or more than Pillow's decompression-bomb limit.
         PIL.UnidentifiedImageError: ``data`` is not an image PIL can read.
         OSError: The image is truncated or corrupt.
     """
-    image = Image.open(io.BytesIO(data))
+    try:
+        with warnings.catch_warnings():
+            if max_pixels is not None:  # the limit below decides; Pillow's warning would only repeat it
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageTooLarge(0, 0, limit if max_pixels is None else min(max_pixels, limit)) from None
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(width, height, max_pixels)
     image.load()
     return image
 

@@ -186,6 +186,18 @@ class IngressConfig(_Section):
         "JSON bodies today are a few KiB; 24 MiB leaves room for an uploaded image (a 2048x2048 RGB PNG, even "
         "incompressible, base64 in JSON, is about 17 MB).",
     )
+    max_image_pixels: int = Field(
+        8192 * 8192,
+        ge=64 * 64,
+        description="Largest uploaded or imported image, in pixels, read from its header before it is decoded: a "
+        "decompression bomb (a small file announcing a huge image) is a 422, never an out-of-memory.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Browser origins allowed to call the API (a Foundry VTT module runs in the browser), e.g. "
+        '"http://localhost:30000"; empty: no CORS headers at all.',
+    )
 
 
 class JobsConfig(_Section):

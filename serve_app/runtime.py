@@ -256,6 +256,7 @@ def build_edge(
         router=router,
         remote_batch_fn=remote_batch_fn,
         ledger=ledger,
+        max_upload_pixels=config.ingress.max_image_pixels,
     )
     dispatcher = Dispatcher(
         services.jobs,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from serve_app.api.middleware import BodyLimit
+from serve_app.api.middleware import BodyLimit, Cors, SecurityHeaders
 from serve_app.config import IngressConfig
 from serve_app.errors import install_error_handlers
 
@@ -46,11 +46,14 @@ def create_api(edge: Edge | None) -> FastAPI:
     app.state.edge = edge
     install_error_handlers(app)
 
-    def body_limit() -> int:
+    def ingress() -> IngressConfig:
         current: Edge | None = app.state.edge
-        return (current.config.ingress if current is not None else IngressConfig()).max_body_bytes
+        return current.config.ingress if current is not None else IngressConfig()
 
-    app.add_middleware(BodyLimit, limit=body_limit)
+    # The last added runs first: security headers on everything, CORS preflights before the body limit.
+    app.add_middleware(BodyLimit, limit=lambda: ingress().max_body_bytes)
+    app.add_middleware(Cors, origins=lambda: ingress().cors_origins)
+    app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
     app.include_router(generate.router)
     # The job routes come before the image routes: /api/v2/images/{image_id} would otherwise match "jobs".

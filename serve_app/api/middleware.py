@@ -1,4 +1,5 @@
-"""ASGI middleware of the ingress: a request-body limit enforced while the body arrives.
+"""ASGI middleware of the ingress: a request-body limit enforced while the body arrives, security headers on every
+answer, and CORS for the configured browser origins only.
 
 A body longer than the limit is refused with 413 in the one error shape, before it is read whole: at once
 when ``Content-Length`` announces it, else as soon as the bytes received pass the limit (a chunked upload
@@ -8,14 +9,21 @@ route never reads its body; this one answers every case in the error shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app.errors import ErrorBody, ErrorResponse, PayloadTooLarge
 
-__all__ = ["BodyLimit", "BodyTooLarge"]
+__all__ = ["SECURITY_HEADERS", "BodyLimit", "BodyTooLarge", "Cors", "SecurityHeaders"]
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),  # a stored image is never sniffed into HTML or script
+    (b"referrer-policy", b"no-referrer"),  # asset and job URLs stay out of other sites' logs
+    (b"x-frame-options", b"DENY"),  # nothing of the API is framed by another page
+)
+"""Added to every HTTP answer (JSON, images, the docs page), unless the route set the header itself."""
 
 
 class BodyTooLarge(HTTPException):
@@ -95,3 +103,61 @@ async def _refuse(send: Send, limit: int) -> None:
     headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Cors:
+    """CORS for ``origins()`` (read per request, like the body limit: the config arrives with the edge); none at all
+    while it is empty, so a browser on another origin cannot read the API by default.
+
+    Preflights are answered here (Starlette's ``CORSMiddleware``), before the body limit or any route runs.
+    """
+
+    METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")
+    HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-Match", "Last-Event-ID", "X-API-Key")
+    EXPOSED = ("Location", "ETag", "Retry-After", "X-Image-Id", "X-Job-Id", "Content-Range")
+
+    def __init__(self, app: ASGIApp, origins: Callable[[], Sequence[str]]) -> None:
+        self.app = app
+        self.origins = origins
+        self._built: dict[tuple[str, ...], ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origins = tuple(self.origins()) if scope["type"] == "http" else ()
+        if not origins:
+            await self.app(scope, receive, send)
+            return
+        handler = self._built.get(origins)
+        if handler is None:
+            from starlette.middleware.cors import CORSMiddleware
+
+            handler = self._built[origins] = CORSMiddleware(
+                self.app,
+                allow_origins=list(origins),
+                allow_methods=list(self.METHODS),
+                allow_headers=list(self.HEADERS),
+                expose_headers=list(self.EXPOSED),
+                max_age=600,
+            )
+        await handler(scope, receive, send)

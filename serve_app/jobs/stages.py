@@ -110,6 +110,7 @@ class Stages:
     router: Router | None = None
     remote_batch_fn: RemoteBatchFn | None = None
     ledger: CostLedger | None = None
+    max_upload_pixels: int = 8192 * 8192  # an uploaded image with more is a 422 (ingress.max_image_pixels)
 
     @property
     def images(self) -> ImageRepository:
@@ -155,7 +156,9 @@ class Stages:
             InputError: ``data`` is not an image (``param`` names the field it came in).
         """
         try:
-            image = encode.decode(data)
+            image = encode.decode(data, max_pixels=self.max_upload_pixels)
+        except encode.ImageTooLarge as exc:  # a decompression bomb: refused from its header, never inflated
+            raise InputError(param, str(exc), f"an image of at most {exc.max_pixels} pixels") from None
         except (OSError, ValueError) as exc:
             raise InputError(param, f"<{len(data)} bytes>", "an image PIL can read (PNG, JPEG, WebP)") from exc
         png = data if image.format == "PNG" else encode.encode(image, "png")

@@ -21,6 +21,7 @@ from serve_app.config import (
     ComposerConfig,
     EnhancerConfig,
     GeneratorConfig,
+    IngressConfig,
     JobsConfig,
     MapsConfig,
     RemoteConfig,
@@ -56,6 +57,7 @@ class Local:
         self.batches: list[int] = []  # the size of every family handed to the generator at once
         self.remote: RemoteConfig | None = None  # the paid APIs (tests point them at tests/remote_fakes)
         self.webhook_secret: str | None = None  # webhooks on (to 127.0.0.1) when set
+        self.cors_origins: list[str] = []  # browser origins allowed (none: no CORS headers)
 
         self.edge: Edge
         self._gate: asyncio.Event | None = None
@@ -100,6 +102,7 @@ class Local:
             maps=MapsConfig(base_pixels=128 * 96),
             enhancer=EnhancerConfig(native_size=64, max_pixels=1024 * 1024),
             remote=self.remote or RemoteConfig(),
+            ingress=IngressConfig(cors_origins=self.cors_origins),
             webhooks=WebhooksConfig(allow_hosts=["127.0.0.1"], backoff_base_s=0.05, backoff_cap_s=0.1, poll_s=0.05),
         )
         services = await open_services(config, self.settings)
