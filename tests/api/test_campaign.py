@@ -171,10 +171,23 @@ def test_the_geojson_export_reads_back_into_the_same_spec(client_module: TestCli
     assert doc["type"] == "FeatureCollection" and doc["limner:crs"]["y"] == "down"
     layers = [f["properties"]["layer"] for f in doc["features"]]
     assert layers.count("region") == 2 and layers.count("poi") == 3 and layers.count("route") == 2
-    imported = client.post(f"{CAMPAIGN}/import", content=r.content)
+    imported = client.post("/api/v2/images/maps/campaign/import", content=r.content)
     assert imported.status_code == 200, imported.text
     current = client.get(f"{MAPS}/{map_id}").json()["spec"]
     assert imported.json()["spec"] == current
+
+
+def test_measure_answers_at_once_and_names_a_bad_field(client_module: TestClient) -> None:
+    r = client_module.post("/api/v2/images/maps/campaign/measure", json=SPEC)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["routes"][0]["miles"] == pytest.approx(85.0, abs=0.01)  # 170 px at 0.5 mi/px
+    assert data["regions"][0]["sq_miles"] == pytest.approx(40 * 192 * 0.25, abs=0.01)  # the sea strip
+    assert data["territories"][1]["sq_miles"] == pytest.approx(126 * 192 * 0.25, abs=0.01)  # the Duchy
+    bad = client_module.post("/api/v2/images/maps/campaign/measure", json={**SPEC, "scale": {"miles_per_pixel": -1}})
+    assert bad.status_code == 422 and bad.json()["error"]["param"] == "scale.miles_per_pixel"
+    not_json = client_module.post("/api/v2/images/maps/campaign/import", content=b"{not json")
+    assert not_json.status_code == 422 and not_json.json()["error"]["param"] == "body"
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,9 @@ serve_app/api/campaign.py.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
@@ -27,9 +26,9 @@ from pipelines.request import GenerationRequest
 from serve_app.jobs.base import JobRecord, JobResult, PermanentJobError
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.jobs.kinds.generate import generation_fields
-from serve_app.jobs.kinds.map import MAPS_PREFIX
+from serve_app.jobs.kinds.map import MAPS_PREFIX, art_size, compose_art, start_from_layout
 from serve_app.remote.routing import backend_hash
-from serve_app.schemas import ComposedRequest, PartialRequest
+from serve_app.schemas import ComposedRequest
 
 if TYPE_CHECKING:
     from serve_app.jobs.dispatcher import ProgressFn
@@ -105,43 +104,19 @@ class CampaignMapKind:
         from pipelines.overlay.campaign import parse_campaign, spec_to_json
         from pipelines.prompts import budget_warnings
         from pipelines.prompts.campaign import campaign_prompt
-        from pipelines.prompts.maps import model_size
 
         if stages.overlay is None or stages.overlays is None:
             raise InputError("kind", self.name, "omitted: this service has no overlay stage")
         spec = parse_campaign(request.campaign)  # every rule checked: a 422 now, not later
         theme = await stages.resolve_theme(request.theme, request.variation, self.name)
-        style = theme.style if theme is not None else None
         stages.moderate(_texts(spec, request.prompt), theme, door=request.door)
-        multiple = 64 if stages.map_base_pixels >= 512 * 512 else 8
-        gen_w, gen_h = model_size(spec.width, spec.height, base_pixels=stages.map_base_pixels, multiple=multiple)
-        gen_w, gen_h = stages.limits.fit(gen_w, gen_h)
+        gen_w, gen_h = art_size(stages, spec.width, spec.height)
         subject, negative = campaign_prompt(spec, request.prompt)
-        if request.negative_prompt:
-            negative = f"{negative}, {request.negative_prompt}"
         cacheable = request.seed is not None
-        seed = request.seed
-        if seed is None:
-            seed_base = style.consistency.seed_base if style is not None else None
-            seed = seed_base if seed_base is not None else secrets.randbelow(2**32)
-        partial = PartialRequest(
-            prompt=subject,
-            negative_prompt=negative,
-            width=gen_w,
-            height=gen_h,
-            steps=request.steps,
-            guidance=request.guidance,
-            seed=seed,
-        )
-        composed = await stages.compose(partial, style)
-        stages.moderate({"prompt": composed.request.prompt}, theme, door=request.door)
+        composed = await compose_art(stages, request, subject, negative, (gen_w, gen_h), theme)
         campaign = spec_to_json(spec)
         sketch = await stages.overlay.campaign_sketch(campaign, gen_w, gen_h)
-        init_sha = await stages.put_png(sketch, "layout")
-        strength = stages.maps.layout_strength if stages.maps is not None else 0.9
-        generation = replace(
-            composed.request, mode="img2img", strength=strength, init_image=await stages.load_png(init_sha, "layout")
-        )
+        generation, init_sha = await start_from_layout(stages, composed, sketch)
         generation.check(stages.limits)
         backend = await stages.route(request.backend, generation)
         payload = CampaignMapPayload(

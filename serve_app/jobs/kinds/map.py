@@ -37,7 +37,16 @@ if TYPE_CHECKING:
     from serve_app.jobs.dispatcher import ProgressFn
     from serve_app.jobs.stages import Stages
 
-__all__ = ["MAPS_PREFIX", "TacticalMapKind", "TacticalMapPayload", "TacticalMapRequest", "map_links"]
+__all__ = [
+    "MAPS_PREFIX",
+    "TacticalMapKind",
+    "TacticalMapPayload",
+    "TacticalMapRequest",
+    "art_size",
+    "compose_art",
+    "map_links",
+    "start_from_layout",
+]
 
 MAPS_PREFIX = "/api/v2/images/maps"
 
@@ -112,7 +121,7 @@ class TacticalMapKind:
     async def accept(self, request: TacticalMapRequest, stages: Stages) -> Accepted:
         from pipelines.overlay.grid import GridGeometry
         from pipelines.prompts import budget_warnings
-        from pipelines.prompts.maps import model_size, tactical_prompt
+        from pipelines.prompts.maps import tactical_prompt
 
         if stages.overlay is None or stages.overlays is None:
             raise InputError("kind", self.name, "omitted: this service has no overlay stage")
@@ -123,38 +132,13 @@ class TacticalMapKind:
         stages.moderate(_texts(request), theme, door=request.door)
         geo = GridGeometry(spec.grid)
         width_px, height_px = geo.width_px, geo.height_px
-        multiple = 64 if stages.map_base_pixels >= 512 * 512 else 8
-        gen_w, gen_h = model_size(width_px, height_px, base_pixels=stages.map_base_pixels, multiple=multiple)
-        gen_w, gen_h = stages.limits.fit(gen_w, gen_h)
+        gen_w, gen_h = art_size(stages, width_px, height_px)
         subject, negative = tactical_prompt(spec, request.prompt)
-        if request.negative_prompt:
-            negative = f"{negative}, {request.negative_prompt}"
         cacheable = request.seed is not None
-        seed = request.seed
-        if seed is None:
-            seed_base = style.consistency.seed_base if style is not None else None
-            seed = seed_base if seed_base is not None else secrets.randbelow(2**32)
-        partial = PartialRequest(
-            prompt=subject,
-            negative_prompt=negative,
-            width=gen_w,
-            height=gen_h,
-            steps=request.steps,
-            guidance=request.guidance,
-            seed=seed,
-        )
-        composed = await stages.compose(partial, style)
-        stages.moderate({"prompt": composed.request.prompt}, theme, door=request.door)
+        composed = await compose_art(stages, request, subject, negative, (gen_w, gen_h), theme)
         sketch = await stages.overlay.sketch(spec, gen_w, gen_h)
-        init_sha = await stages.put_png(sketch.layout_png, "layout")
+        generation, init_sha = await start_from_layout(stages, composed, sketch.layout_png)
         maps = stages.maps
-        strength = maps.layout_strength if maps is not None else 0.9
-        generation = replace(
-            composed.request,
-            mode="img2img",
-            strength=strength,
-            init_image=await stages.load_png(init_sha, "layout"),
-        )
         control_sha = None
         if stages.controlnet and (maps is None or maps.depth_control):
             control_sha = await stages.put_png(sketch.depth_png, "depth")
@@ -302,3 +286,51 @@ async def _theme_palette(stages: Stages, payload: TacticalMapPayload) -> tuple[s
     variation = payload.theme.get("variation")
     theme = await stages.themes.resolve(ref, variation=variation)
     return tuple(theme.style.palette)
+
+
+def art_size(stages: Stages, width_px: int, height_px: int) -> tuple[int, int]:
+    """The size a map's art is generated at: about ``stages.map_base_pixels`` with the map's aspect ratio, in
+    multiples the model takes (64 at SDXL's sizes, 8 for the tiny CPU model), within the generation limits."""
+    from pipelines.prompts.maps import model_size
+
+    multiple = 64 if stages.map_base_pixels >= 512 * 512 else 8
+    gen_w, gen_h = model_size(width_px, height_px, base_pixels=stages.map_base_pixels, multiple=multiple)
+    return stages.limits.fit(gen_w, gen_h)
+
+
+async def compose_art(
+    stages: Stages, request: Any, subject: str, negative: str, size: tuple[int, int], theme: Any
+) -> GenerationRequest:
+    """A map's art request composed with its theme, the request's own negatives added, and the composed prompt
+    moderated. ``request`` is a map kind's request (``negative_prompt``, ``seed``, ``steps``, ``guidance``,
+    ``door``); without a seed the theme's seed base is used, else a random one."""
+    style = theme.style if theme is not None else None
+    if request.negative_prompt:
+        negative = f"{negative}, {request.negative_prompt}"
+    seed = request.seed
+    if seed is None:
+        seed_base = style.consistency.seed_base if style is not None else None
+        seed = seed_base if seed_base is not None else secrets.randbelow(2**32)
+    partial = PartialRequest(
+        prompt=subject,
+        negative_prompt=negative,
+        width=size[0],
+        height=size[1],
+        steps=request.steps,
+        guidance=request.guidance,
+        seed=seed,
+    )
+    composed = await stages.compose(partial, style)
+    stages.moderate({"prompt": composed.request.prompt}, theme, door=request.door)
+    return composed.request
+
+
+async def start_from_layout(stages: Stages, request: GenerationRequest, layout_png: bytes) -> tuple[Any, str]:
+    """``request`` as image-to-image from a map's layout sketch (stored; its hash is the job's reference to it) at
+    ``maps.layout_strength``; returns the request and the sketch's content hash."""
+    init_sha = await stages.put_png(layout_png, "layout")
+    strength = stages.maps.layout_strength if stages.maps is not None else 0.9
+    generation = replace(
+        request, mode="img2img", strength=strength, init_image=await stages.load_png(init_sha, "layout")
+    )
+    return generation, init_sha
