@@ -10,6 +10,7 @@
      ├── MethodNotAllowed        405  the route exists; ``Allow`` lists its methods
      ├── Conflict                409  an idempotency key reused with a different request; a taken theme name
      ├── PayloadTooLarge         413  the body is longer than ``ingress.max_body_bytes``
+     ├── UnsupportedMediaType    415  a body that is not JSON on a route that reads JSON
      ├── PaymentRequired         402  type ``backend_budget``: a paid API's credits or daily budget are spent
      ├── RateLimited             429  this client sent too much; Retry-After says when to come back
      ├── BackendFailed           502  a paid API refused our key (``backend_auth``) or kept failing
@@ -68,6 +69,7 @@ __all__ = [
     "RateLimited",
     "ServiceError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "describe_failure",
     "error_responses",
     "from_exception",
@@ -141,6 +143,13 @@ class MethodNotAllowed(ServiceError):
 class PayloadTooLarge(ServiceError):
     status_code = 413
     error_type = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    """A body that is not JSON sent to a route that reads JSON (``param`` is ``Content-Type``)."""
+
+    status_code = 415
+    error_type = "unsupported_media_type"
 
 
 class Conflict(ServiceError):
@@ -343,6 +352,7 @@ _DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with an earlier request.",
     413: "The body is longer than the service accepts (`ingress.max_body_bytes`).",
+    415: "The body is not JSON (`Content-Type: application/json`).",
     422: "A field is missing or out of range; `param` names it.",
     402: "A paid API's credits or this service's daily budget for it are spent.",
     429: "Too many requests; retry after `Retry-After` seconds.",
@@ -363,6 +373,7 @@ _HTTP_STATUS: dict[int, type[ServiceError]] = {
     404: NotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
 }
 
 

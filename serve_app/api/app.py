@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from serve_app.api.middleware import BodyLimit, Cors, SecurityHeaders
+from serve_app.api.middleware import BodyLimit, Cors, JsonOnly, SecurityHeaders
 from serve_app.config import IngressConfig
 from serve_app.errors import install_error_handlers
 
@@ -51,6 +51,7 @@ def create_api(edge: Edge | None) -> FastAPI:
         return current.config.ingress if current is not None else IngressConfig()
 
     # The last added runs first: security headers on everything, CORS preflights before the body limit.
+    app.add_middleware(JsonOnly)
     app.add_middleware(BodyLimit, limit=lambda: ingress().max_body_bytes)
     app.add_middleware(Cors, origins=lambda: ingress().cors_origins)
     app.add_middleware(SecurityHeaders)

@@ -14,9 +14,16 @@ from collections.abc import Callable, Sequence
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serve_app.errors import ErrorBody, ErrorResponse, PayloadTooLarge
+from serve_app.errors import ErrorBody, ErrorResponse, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
-__all__ = ["SECURITY_HEADERS", "BodyLimit", "BodyTooLarge", "Cors", "SecurityHeaders"]
+__all__ = ["RAW_BODY_PATHS", "SECURITY_HEADERS", "BodyLimit", "BodyTooLarge", "Cors", "JsonOnly", "SecurityHeaders"]
+
+RAW_BODY_PATHS = (
+    "/api/v2/images/uploads",  # the image's own bytes
+    "/api/v2/images/maps/import",  # a .dd2vtt / .uvtt file as it is on disk
+    "/api/v2/images/maps/campaign/import",  # a GeoJSON file as it is on disk
+)
+"""Routes that read their body themselves, whatever its content type."""
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),  # a stored image is never sniffed into HTML or script
@@ -95,7 +102,11 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    err = PayloadTooLarge(f"The request body is larger than {limit} bytes.", param="body")
+    await _answer(send, PayloadTooLarge(f"The request body is larger than {limit} bytes.", param="body"))
+
+
+async def _answer(send: Send, err: ServiceError) -> None:
+    """``err`` in the one error shape, before the body was read."""
     body = ErrorResponse(error=ErrorBody(type=err.error_type, message=err.message, param=err.param))
     payload = body.model_dump_json().encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -103,6 +114,36 @@ async def _refuse(send: Send, limit: int) -> None:
     headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class JsonOnly:
+    """Refuses a body that is not JSON (``application/json``, or any ``+json`` type) with 415 naming
+    ``Content-Type``, on every route but :data:`RAW_BODY_PATHS`: a form post or a body without a type is never
+    guessed at. Requests without a body (a cancel, a GET) pass whatever their headers say."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or _raw(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        if not chunked and not _content_length(scope):
+            await self.app(scope, receive, send)
+            return
+        media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        if media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json")):
+            await self.app(scope, receive, send)
+            return
+        shown = media.decode("latin-1") or "none"
+        message = f"Content-Type {shown!r} is not accepted here: send the body as application/json"
+        await _answer(send, UnsupportedMediaType(message, param="Content-Type"))
+
+
+def _raw(path: str) -> bool:
+    return path.rstrip("/") in RAW_BODY_PATHS
 
 
 class SecurityHeaders:

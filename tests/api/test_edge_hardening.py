@@ -93,3 +93,31 @@ def test_a_decompression_bomb_is_a_422_naming_the_body(client: TestClient, width
     r = client.post("/api/v2/images/uploads", content=bomb, headers={"Content-Type": "image/png"})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["param"] == "body"
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_body_that_is_not_json_is_a_415_naming_the_content_type(client: TestClient, content_type: str | None) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    r = client.post("/api/v2/images/jobs", content=b'{"prompt": "a lamp", "seed": 1}', headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"] == {
+        "type": "unsupported_media_type",
+        "message": r.json()["error"]["message"],
+        "param": "Content-Type",
+    }
+    assert client.get("/api/v2/images/jobs", params={"limit": 500}).json()["items"] == []  # nothing was accepted
+
+
+def test_json_types_and_raw_body_routes_pass(client: TestClient) -> None:
+    spec = b'{"grid": {"type": "square", "cols": 2, "rows": 2, "cell_px": 10}}'
+    for content_type in ("application/json", "application/json; charset=utf-8", "application/vnd.limner+json"):
+        r = client.post("/api/v2/images/overlays/geometry", content=spec, headers={"Content-Type": content_type})
+        assert r.status_code == 200, (content_type, r.text)
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(png, "PNG")
+    upload = client.post("/api/v2/images/uploads", content=png.getvalue(), headers={"Content-Type": "image/png"})
+    assert upload.status_code == 201, upload.text  # an image upload is its own bytes
+    empty = client.post("/api/v2/images/jobs")  # no body: no type to check; the route says what is missing
+    assert empty.status_code == 422 and empty.json()["error"]["type"] == "invalid_request"
