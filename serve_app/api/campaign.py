@@ -52,9 +52,6 @@ async def plan_route(body: CampaignRouteBody, edge: EdgeDep) -> JSONResponse:
     grid built from the regions (roads cheaper, difficult terrain twice the time, water impassable on land and the
     only way by ship). Answers `{path, miles, days, legs}` at the pace (PHB: 18 / 24 / 30 miles a day; difficult
     terrain halves it)."""
-    for where, value in (("from", body.from_), ("to", body.to)):
-        if isinstance(value, list) and len(value) != 2:
-            raise InvalidRequest(f"{where}={value!r} is not allowed: a POI's name or an [x, y] point", param=where)
     plan = await edge.overlays.campaign.route(body.map_id, body.from_, body.to, pace=body.pace, mode=body.mode)
     return JSONResponse(plan)
 

@@ -26,7 +26,7 @@ from pipelines.request import GenerationRequest
 from serve_app.jobs.base import JobRecord, JobResult, PermanentJobError
 from serve_app.jobs.kinds.base import Accepted, KindPayload
 from serve_app.jobs.kinds.generate import generation_fields
-from serve_app.jobs.kinds.map import MAPS_PREFIX, art_size, compose_art, start_from_layout
+from serve_app.jobs.kinds.map import MAPS_PREFIX, art_size, compose_art, fit_background, start_from_layout
 from serve_app.remote.routing import backend_hash
 from serve_app.schemas import ComposedRequest
 
@@ -168,15 +168,7 @@ class CampaignMapKind:
             record.update(theme_id=payload.theme_id, theme_version=payload.theme["version"])
         art_id = await stages.generate_image(composed, progress, cacheable=payload.cacheable, record=record)
         width, height = payload.size_px
-        _, art = await stages.read_image(art_id)
-        fitted = await stages.overlay.fit(art, width, height)
-        background_id = await stages.derive(
-            art_id,
-            fitted,
-            kind="campaign_map_background",
-            settings={"fit": [width, height]},
-            request_hash=f"{payload.request_hash}:fit:{width}x{height}",
-        )
+        background_id = await fit_background(stages, art_id, (width, height), payload.request_hash, self.name)
         digest = campaign_render_hash(background_id, payload.campaign)
         render_id, rendered = await stages.render_campaign(background_id, payload.campaign, request_hash=digest)
         map_record = await stages.overlays.create(

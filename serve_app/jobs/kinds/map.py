@@ -44,6 +44,7 @@ __all__ = [
     "TacticalMapRequest",
     "art_size",
     "compose_art",
+    "fit_background",
     "map_links",
     "start_from_layout",
 ]
@@ -201,16 +202,7 @@ class TacticalMapKind:
         source_id = enhanced[-1].image_id if enhanced else art_id
 
         width, height = payload.size_px
-        _, art = await stages.read_image(source_id)
-        assert stages.overlay is not None
-        fitted = await stages.overlay.fit(art, width, height)
-        background_id = await stages.derive(
-            source_id,
-            fitted,
-            kind="tactical_map_background",
-            settings={"fit": [width, height]},
-            request_hash=f"{payload.request_hash}:fit:{width}x{height}",
-        )
+        background_id = await fit_background(stages, source_id, (width, height), payload.request_hash, self.name)
         body = OverlayBody.model_validate(payload.overlay)
         palette = ()
         if payload.theme is not None and stages.themes is not None:
@@ -323,6 +315,23 @@ async def compose_art(
     composed = await stages.compose(partial, style)
     stages.moderate({"prompt": composed.request.prompt}, theme, door=request.door)
     return composed.request
+
+
+async def fit_background(
+    stages: Stages, source_id: str, size: tuple[int, int], request_hash: str | None, kind: str
+) -> str:
+    """The art scaled to cover and centre-cropped to exactly the map's ``size``, stored as a derived version of it
+    (kind ``{kind}_background``; a retried job finds the row its first attempt stored). Returns its id."""
+    assert stages.overlay is not None
+    width, height = size
+    _, art = await stages.read_image(source_id)
+    return await stages.derive(
+        source_id,
+        await stages.overlay.fit(art, width, height),
+        kind=f"{kind}_background",
+        settings={"fit": [width, height]},
+        request_hash=f"{request_hash}:fit:{width}x{height}",
+    )
 
 
 async def start_from_layout(stages: Stages, request: GenerationRequest, layout_png: bytes) -> tuple[Any, str]:
