@@ -54,9 +54,11 @@ class Ingress:
         enhancer: DeploymentHandle | None = None,
         remote: DeploymentHandle | None = None,
     ) -> None:
+        from serve_app.observability.logs import configure_logging_from_env
         from serve_app.runtime import Handles, build_edge
         from serve_app.services import open_services
 
+        configure_logging_from_env()  # LIMNER_LOG_FORMAT=json: JSON lines (docs/OBSERVABILITY.md)
         self._config = config
         self._composer = composer
         self._generator = generator
@@ -76,8 +78,15 @@ class Ingress:
             enhancer=None if enhancer is None else _Remote(enhancer),
             remote=None if remote is None else _RemoteStream(remote),
         )
+        from serve_app.auth.mode import proxy_host
+
         self._edge = build_edge(
-            config, services, handles, owner=f"ingress-{uuid.uuid4().hex[:12]}", model_cache=settings.model_cache
+            config,
+            services,
+            handles,
+            owner=f"ingress-{uuid.uuid4().hex[:12]}",
+            model_cache=settings.model_cache,
+            http_host=await asyncio.to_thread(proxy_host),  # auth.mode auto: keys unless Serve listens on loopback
         )
         await self._edge.start()
         for body in config.cache.warm:
@@ -146,24 +155,35 @@ class Ingress:
 
     # -- the generic job API other deployments call through handles ------------------------------------
 
+    def _bridge_scope(self) -> Any:
+        """The tenant scope of the bridge's calls: ``auth.bridge_tenant`` while keys are required (its jobs and
+        images are then its own), unscoped while auth is off."""
+        from serve_app.auth.tenant import tenant_scope
+
+        guard = self._edge.guard
+        return tenant_scope(self._config.auth.bridge_tenant if guard is not None and guard.enabled else None)
+
     async def submit_job(self, kind: str, request: Any, options: Any) -> str:
         """Commits a job of ``kind`` (``options``: a :class:`serve_app.jobs.service.SubmitOptions`); its id."""
-        job, _ = await self._edge.jobs.submit(kind, request, options)
+        with self._bridge_scope():
+            job, _ = await self._edge.jobs.submit(kind, request, options)
         return str(job.id)
 
     async def job_image(self, job_id: str, timeout_s: float, format: str = "png") -> bytes:
         """The job's main image once it succeeds; raises if it fails, is cancelled or runs out of time."""
-        result = await self._edge.jobs.result(uuid.UUID(job_id), timeout_s)
-        if result.image_id is None:
-            raise RuntimeError(f"job {job_id} made no image")
-        _, asset = await self._edge.images.image_bytes(result.image_id, format)
+        with self._bridge_scope():
+            result = await self._edge.jobs.result(uuid.UUID(job_id), timeout_s)
+            if result.image_id is None:
+                raise RuntimeError(f"job {job_id} made no image")
+            _, asset = await self._edge.images.image_bytes(result.image_id, format)
         return asset.data
 
     async def cancel_jobs(self, job_ids: list[str]) -> None:
         """Cancels jobs (the bridge's ``clear_queue``, or requests answered by a fallback already)."""
         for job_id in job_ids:
             try:
-                await self._edge.jobs.cancel(job_id)
+                with self._bridge_scope():
+                    await self._edge.jobs.cancel(job_id)
             except Exception:  # already finished or gone: nothing to cancel
                 logger.debug("cancel of job %s skipped", job_id, exc_info=True)
 

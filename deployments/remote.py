@@ -30,6 +30,9 @@ class Remote:
     """
 
     def __init__(self, config: RemoteConfig) -> None:
+        from serve_app.observability.logs import configure_logging_from_env
+
+        configure_logging_from_env()  # LIMNER_LOG_FORMAT=json: JSON lines (docs/OBSERVABILITY.md)
         self._stage = RemoteStage(config)
 
     async def generate_batch_stream(

@@ -39,8 +39,9 @@ class InProcess:
 
 
 @asynccontextmanager
-async def in_process(**config: Any) -> AsyncIterator[InProcess]:
-    """An edge over a fresh data folder; ``config`` overrides sections of the app config (``composer=...``)."""
+async def in_process(*, redis_url: str | None = None, **config: Any) -> AsyncIterator[InProcess]:
+    """An edge over a fresh data folder; ``config`` overrides sections of the app config (``composer=...``);
+    ``redis_url``: the cache, events and rate limits in that Redis."""
     from deployments.composer import Composer
     from deployments.generator import Generator
     from serve_app.config import AppConfig, ComposerConfig, GeneratorConfig, Settings
@@ -69,7 +70,7 @@ async def in_process(**config: Any) -> AsyncIterator[InProcess]:
         state.generator_s.append(time.perf_counter() - t0)
 
     with tempfile.TemporaryDirectory() as data:
-        services = await open_services(app, Settings(data_dir=data))
+        services = await open_services(app, Settings(data_dir=data, redis_url=redis_url))
         handles = Handles(
             compose=composer.compose,
             stream=stream,

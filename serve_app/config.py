@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppConfig",
+    "AuthConfig",
     "CacheConfig",
     "ComposerConfig",
     "EnhancerConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "MapsConfig",
     "ModerationConfig",
     "OverlayConfig",
+    "QuotaConfig",
     "RetentionConfig",
     "Settings",
     "SizePreset",
@@ -245,6 +247,41 @@ class WebhooksConfig(_Section):
     backoff_base_s: float = Field(1.0, gt=0, description="First retry delay ceiling (full jitter, doubling).")
     backoff_cap_s: float = Field(3600.0, gt=0, description="Longest retry delay.")
     poll_s: float = Field(0.5, gt=0, le=60, description="How often the outbox is read.")
+
+
+class QuotaConfig(_Section):
+    """What one API key may do (``auth.limits``; a key's own ``limits`` override it field by field). None: no
+    limit. Requests are counted per key and route group (the scope a route needs: generate, read, write,
+    admin); images and concurrent jobs per tenant."""
+
+    generate_per_min: int | None = Field(60, ge=1, description="Requests per minute to routes that make images.")
+    read_per_min: int | None = Field(1200, ge=1, description="Requests per minute to routes that read.")
+    write_per_min: int | None = Field(120, ge=1, description="Requests per minute that delete or write themes.")
+    admin_per_min: int | None = Field(600, ge=1, description="Requests per minute to the admin routes.")
+    images_per_day: int | None = Field(2000, ge=1, description="Jobs accepted per tenant per day (a rolling day).")
+    concurrent_jobs: int | None = Field(
+        32, ge=1, description="A tenant's jobs queued or running at once; one more is a 429 until one ends."
+    )
+
+
+class AuthConfig(_Section):
+    """API keys and scopes (serve_app/auth; docs/AUTH.md)."""
+
+    mode: Literal["auto", "keys", "off"] = Field(
+        "auto",
+        description="keys: every route but /healthz, /readyz and assets needs a key; off: none does. auto: off when "
+        "the HTTP proxy listens on a loopback address only, keys otherwise.",
+    )
+    allow_off_on_network: bool = Field(
+        False, description="Start with mode off although the proxy listens beyond loopback (refused otherwise)."
+    )
+    key_cache_s: float = Field(
+        5.0, ge=0, le=300, description="Seconds a checked key is trusted without the database (a revocation lag)."
+    )
+    limits: QuotaConfig = Field(default_factory=QuotaConfig)
+    bridge_tenant: str = Field(
+        "experimance", min_length=1, max_length=64, description="The tenant of the Experimance bridge's jobs."
+    )
 
 
 class HubConfig(_Section):
@@ -532,6 +569,7 @@ class AppConfig(_Section):
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     composer: ComposerConfig = Field(default_factory=ComposerConfig)
     ingress: IngressConfig = Field(default_factory=IngressConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     hub: HubConfig = Field(default_factory=HubConfig)

@@ -1,4 +1,10 @@
-"""Image metadata: the rows that describe stored images, their versions and their soft deletion."""
+"""Image metadata: the rows that describe stored images, their versions and their soft deletion.
+
+Images belong to a tenant (serve_app/auth/tenant.py): a row made now belongs to ``owner_tenant()``; scoped to a
+tenant, only its images are found (another tenant's id is :class:`ImageNotFound`, like a missing one), and the
+request-hash lookups that let a re-run find its image look among the owner's images only, so one tenant never
+gets another's image for the same request. The byte store is content-addressed and shared: only rows are owned.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from serve_app.auth.tenant import current_tenant, owner_tenant
 from serve_app.db import READ_ONLY, Image, make_session_factory, utcnow
 
 __all__ = ["ImageNotFound", "ImageRecord", "ImageRepository"]
@@ -51,6 +58,7 @@ class ImageRecord:
     subject_key: str | None = None
     backend: str | None = None
     cost_usd: float | None = None
+    tenant: str = ""
 
     @classmethod
     def from_row(cls, row: Image) -> ImageRecord:
@@ -76,7 +84,14 @@ class ImageRecord:
             subject_key=row.subject_key,
             backend=row.backend,
             cost_usd=row.cost_usd,
+            tenant=row.tenant or "",
         )
+
+
+def _visible(row: Image | None) -> bool:
+    """Whether ``row`` exists and the current scope may see it."""
+    tenant = current_tenant()
+    return row is not None and (tenant is None or row.tenant == tenant)
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:
@@ -105,7 +120,9 @@ class ImageRepository:
         return (await self.find_or_create(image))[0]
 
     async def find_or_create(self, image: Image) -> tuple[ImageRecord, bool]:
-        """:meth:`get_or_create`, and whether the row is new (committed by this call)."""
+        """:meth:`get_or_create`, and whether the row is new (committed by this call). The row belongs to the
+        current tenant (``owner_tenant()``), and only that tenant's rows are reused."""
+        image.tenant = owner_tenant()
         async with self._sessions() as session, session.begin():
             if image.request_hash is not None:
                 row = await self._by_request_hash(session, image.request_hash, image.parent_id)
@@ -117,7 +134,7 @@ class ImageRepository:
         return record, True
 
     async def find_by_request_hash(self, request_hash: str) -> ImageRecord | None:
-        """The live, underived image a request with this hash made, if any."""
+        """The live, underived image a request with this hash made for the current tenant (``owner_tenant()``)."""
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
             row = await self._by_request_hash(session, request_hash, None)
@@ -127,6 +144,7 @@ class ImageRepository:
     async def _by_request_hash(session: Any, request_hash: str, parent_id: uuid.UUID | None) -> Image | None:
         query = select(Image).where(
             Image.request_hash == request_hash,
+            Image.tenant == owner_tenant(),
             Image.deleted_at.is_(None),
             Image.parent_id.is_(None) if parent_id is None else Image.parent_id == parent_id,
         )
@@ -134,29 +152,34 @@ class ImageRepository:
         return row
 
     async def get(self, image_id: uuid.UUID | str, *, include_deleted: bool = False) -> ImageRecord:
-        """Returns the image; raises :class:`ImageNotFound` when absent or soft-deleted."""
+        """Returns the image; raises :class:`ImageNotFound` when absent, soft-deleted or another tenant's."""
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
             row = await session.get(Image, _uuid(image_id))
-            if row is None or (row.deleted_at is not None and not include_deleted):
+            if row is None or not _visible(row) or (row.deleted_at is not None and not include_deleted):
                 raise ImageNotFound(image_id)
             return ImageRecord.from_row(row)
 
     async def versions(self, image_id: uuid.UUID | str) -> list[ImageRecord]:
-        """The image's family: its root and every image derived from it, oldest version first."""
+        """The image's family: its root and every image derived from it, oldest version first (the current
+        tenant's images only, when scoped)."""
         image = await self.get(image_id)
         root = image
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)  # a reader: no write lock on SQLite
             while root.parent_id is not None:
                 parent = await session.get(Image, root.parent_id)
-                if parent is None:
+                if parent is None or not _visible(parent):
                     break
                 root = ImageRecord.from_row(parent)
             family = [root]
             frontier = [root.id]
+            tenant = current_tenant()
             while frontier:
-                rows = (await session.scalars(select(Image).where(Image.parent_id.in_(frontier)))).all()
+                children = select(Image).where(Image.parent_id.in_(frontier))
+                if tenant is not None:
+                    children = children.where(Image.tenant == tenant)
+                rows = (await session.scalars(children)).all()
                 family += [ImageRecord.from_row(r) for r in rows]
                 frontier = [r.id for r in rows]
         live = [r for r in family if r.deleted_at is None]
@@ -167,7 +190,7 @@ class ImageRepository:
         collection keeps while a row names them) goes when :meth:`purge_deleted` runs after the grace period."""
         async with self._sessions() as session, session.begin():
             row = await session.get(Image, _uuid(image_id))
-            if row is None or row.deleted_at is not None:
+            if row is None or not _visible(row) or row.deleted_at is not None:
                 raise ImageNotFound(image_id)
             row.deleted_at = utcnow()
             await session.flush()

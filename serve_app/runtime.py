@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from serve_app.auth.guard import Guard, TenantQuotas
+from serve_app.auth.keys import SqlKeyStore
+from serve_app.auth.mode import resolve_mode
 from serve_app.config import AppConfig
 from serve_app.enhance.stage import EnhancerStage
 from serve_app.image_service import ImageService
@@ -25,6 +28,7 @@ from serve_app.moderation import Moderator
 from serve_app.overlays.service import OverlayService
 from serve_app.overlays.stage import OverlayStage
 from serve_app.overlays.store import OverlayStore
+from serve_app.ratelimit import open_ratelimiter
 from serve_app.remote.ledger import CostLedger
 from serve_app.remote.routing import Router
 from serve_app.services import Services
@@ -87,6 +91,7 @@ class Edge:
         stages: The shared steps every kind runs on.
         overlays: Overlays and maps (measure, draw, versions, UVTT).
         webhooks: Sends the webhook outbox (None: webhooks are off, no ``LIMNER_WEBHOOK_SECRET``).
+        guard: Checks each HTTP request's key, scope and rate (``guard.enabled`` false: auth is off).
     """
 
     config: AppConfig
@@ -102,6 +107,7 @@ class Edge:
     stages: Stages
     overlays: OverlayService
     webhooks: WebhookDeliverer | None = None
+    guard: Guard | None = None
 
     async def start(self) -> None:
         """Stores the built-in themes that changed, then starts the dispatcher's claim loop and the janitor's
@@ -119,6 +125,8 @@ class Edge:
         if self.webhooks is not None:
             await self.webhooks.stop()
         await self.dispatcher.stop()
+        if self.guard is not None:
+            await self.guard.aclose()
         from serve_app.remote.stage import RemoteStage
 
         if isinstance(self.handles.remote, RemoteStage):  # in process: its HTTP clients are this replica's
@@ -180,6 +188,7 @@ def build_edge(
     poll_interval_s: float | None = None,
     model_cache: str | None = None,
     webhook_secret: str | None = None,
+    http_host: str | None = "127.0.0.1",
 ) -> Edge:
     """Wires the edge. Await :meth:`Edge.start` on the event loop that serves it.
 
@@ -192,6 +201,9 @@ def build_edge(
         poll_interval_s: Overrides ``jobs.poll_interval_s`` (tests poll faster).
         model_cache: Where the in-process enhancer keeps its built-in upscaler network (LIMNER_MODEL_CACHE's
             default when None).
+        webhook_secret: Signs webhooks (``LIMNER_WEBHOOK_SECRET`` when None).
+        http_host: Where clients reach this edge (the ingress passes Serve's proxy host; None: unknown, which is
+            treated as beyond loopback). With ``auth.mode: auto`` it decides whether keys are required.
     """
     if model_cache is None:
         from serve_app.config import Settings
@@ -269,6 +281,13 @@ def build_edge(
         owner=owner or f"ingress-{uuid.uuid4().hex[:12]}",
     )
     secret = webhook_secret if webhook_secret is not None else _webhook_secret()
+    limiter = open_ratelimiter(services.redis)  # shared with every replica through Redis when there is one
+    guard = Guard(
+        config.auth,
+        enabled=resolve_mode(config.auth, http_host),
+        keys=SqlKeyStore(services.engine),
+        limiter=limiter,
+    )
     job_service = JobService(
         services.jobs,
         services.events,
@@ -278,6 +297,7 @@ def build_edge(
         jobs,
         wait_poll_s=config.ingress.waiter_poll_s,
         webhook_hosts=None if secret is None else tuple(config.webhooks.allow_hosts),
+        quotas=TenantQuotas(config.auth.limits, services.engine, limiter),
     )
     webhooks = None if secret is None else _deliverer(config, services, secret)
     janitor = Janitor(services, config, registry)
@@ -297,4 +317,5 @@ def build_edge(
         stages,
         overlays,
         webhooks,
+        guard,
     )

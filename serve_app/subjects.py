@@ -4,6 +4,10 @@ A ``subject_key`` (``campaign-7/mira``) ties requests to one subject. The first 
 its seed base and appearance descriptors; later requests reuse them for the fields they leave out. A later
 request's own values win for that request; descriptors the record lacked are added to it (nothing recorded is
 ever overwritten, so a one-off outfit does not change who Mira is).
+
+Keys are per tenant (serve_app/auth/tenant.py): the subjects table is keyed by ``(tenant, key)``, and every read and
+write here is in the namespace of ``owner_tenant()`` (the current tenant; the open one when unscoped), so two
+tenants' ``campaign-7/mira`` are two subjects, and a subject lists only its own tenant's images.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from serve_app.auth.tenant import owner_tenant
 from serve_app.db import READ_ONLY, Image, Subject, make_session_factory
 from serve_app.images import ImageRecord
 
@@ -59,7 +64,7 @@ class SubjectStore:
         """The record, or None."""
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
-            row = await session.get(Subject, key)
+            row = await session.get(Subject, (owner_tenant(), key))
             return None if row is None else _record(row)
 
     async def get(self, key: str) -> SubjectRecord:
@@ -78,12 +83,15 @@ class SubjectStore:
 
         Two first requests racing for one key: one insert wins, the other merges into it.
         """
+        tenant = owner_tenant()
         for _attempt in range(3):
             try:
                 async with self._sessions() as session, session.begin():
-                    row = await session.get(Subject, key, with_for_update=True)
+                    row = await session.get(Subject, (tenant, key), with_for_update=True)
                     if row is None:
-                        row = Subject(key=key, kind=kind, seed_base=seed_base, descriptors=dict(descriptors))
+                        row = Subject(
+                            tenant=tenant, key=key, kind=kind, seed_base=seed_base, descriptors=dict(descriptors)
+                        )
                         session.add(row)
                     else:
                         missing = {k: v for k, v in descriptors.items() if k not in row.descriptors}
@@ -101,7 +109,7 @@ class SubjectStore:
             await session.connection(execution_options=READ_ONLY)
             rows = await session.scalars(
                 select(Image)
-                .where(Image.subject_key == key, Image.deleted_at.is_(None))
+                .where(Image.subject_key == key, Image.tenant == owner_tenant(), Image.deleted_at.is_(None))
                 .order_by(Image.created_at.desc())
                 .limit(limit)
             )

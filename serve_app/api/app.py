@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from serve_app.api.metrics import RequestMetrics
 from serve_app.api.middleware import BodyLimit, Cors, JsonOnly, SecurityHeaders
+from serve_app.api.security import RateLimitHeaders, authorize
 from serve_app.config import IngressConfig
 from serve_app.errors import install_error_handlers
 
@@ -42,6 +44,7 @@ def create_api(edge: Edge | None) -> FastAPI:
         title="limner",
         version="0.1.0",
         description="Images for tabletop RPG apps and the Experimance installation.",
+        dependencies=[Depends(authorize)],  # every route: its scope from serve_app/auth/scopes.py
     )
     app.state.edge = edge
     install_error_handlers(app)
@@ -50,11 +53,14 @@ def create_api(edge: Edge | None) -> FastAPI:
         current: Edge | None = app.state.edge
         return current.config.ingress if current is not None else IngressConfig()
 
-    # The last added runs first: security headers on everything, CORS preflights before the body limit.
+    # The last added runs first: metrics and the request id around everything, security headers on everything,
+    # CORS preflights before the body limit.
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(JsonOnly)
     app.add_middleware(BodyLimit, limit=lambda: ingress().max_body_bytes)
     app.add_middleware(Cors, origins=lambda: ingress().cors_origins)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)
     app.include_router(health.router)
     app.include_router(generate.router)
     # The job routes come before the image routes: /api/v2/images/{image_id} would otherwise match "jobs".

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from serve_app.cache.base import CacheStats, ComputeFactory, JsonValue, dump_value, load_value
 from serve_app.cache.singleflight import SingleFlight
+from serve_app.observability.metrics import metrics
 
 __all__ = ["MemoryByteCache", "MemoryResultCache"]
 
@@ -57,8 +58,10 @@ class MemoryResultCache:
         value = self._lookup(key)
         if value is None:
             self._stats.misses += 1
+            metrics().cache_lookup("result", "miss")
         else:
             self._stats.hits += 1
+            metrics().cache_lookup("result", "hit")
         return value
 
     async def set(self, key: str, value: JsonValue, *, ttl_s: float | None = None) -> None:
@@ -91,6 +94,7 @@ class MemoryResultCache:
         value = self._lookup(key)
         if value is not None:
             self._stats.hits += 1
+            metrics().cache_lookup("result", "hit")
             return value
 
         async def compute() -> str:
@@ -102,8 +106,10 @@ class MemoryResultCache:
         text, shared = await self._flight.run(key, compute)
         if shared:
             self._stats.coalesced += 1
+            metrics().cache_lookup("result", "coalesced")
         else:
             self._stats.misses += 1
+            metrics().cache_lookup("result", "miss")
         return load_value(text)
 
     async def aclose(self) -> None:
@@ -144,9 +150,11 @@ class MemoryByteCache:
         data = self._entries.get(key)
         if data is None:
             self._stats.misses += 1
+            metrics().cache_lookup("asset", "miss")
             return None
         self._entries.move_to_end(key)
         self._stats.hits += 1
+        metrics().cache_lookup("asset", "hit")
         return data
 
     async def set(self, key: str, data: bytes) -> bool:

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from serve_app.cache.base import CacheStats, ComputeFactory, JsonValue, dump_value, load_value
 from serve_app.cache.singleflight import SingleFlight
+from serve_app.observability.metrics import metrics
 
 __all__ = ["RedisByteCache", "RedisResultCache", "redis_client"]
 
@@ -164,8 +165,10 @@ class RedisResultCache:
         value = await self._lookup(key)
         if value is None:
             self._stats.misses += 1
+            metrics().cache_lookup("result", "miss")
         else:
             self._stats.hits += 1
+            metrics().cache_lookup("result", "hit")
         return value
 
     async def set(self, key: str, value: JsonValue, *, ttl_s: float | None = None) -> None:
@@ -195,13 +198,16 @@ class RedisResultCache:
         value = await self._lookup(key)
         if value is not None:
             self._stats.hits += 1
+            metrics().cache_lookup("result", "hit")
             return value
         # The flight hands out JSON text, so each caller gets its own copy of the value.
         (text, computed_here), shared = await self._flight.run(key, lambda: self._compute(key, factory, ttl_s))
         if computed_here and not shared:
             self._stats.misses += 1
+            metrics().cache_lookup("result", "miss")
         else:
             self._stats.coalesced += 1
+            metrics().cache_lookup("result", "coalesced")
         return load_value(text)
 
     async def _compute(self, key: str, factory: ComputeFactory, ttl_s: float | None) -> tuple[str, bool]:
@@ -303,8 +309,10 @@ class RedisByteCache:
         data: Any = await self._get(args=[self._prefix, key])
         if data is None:
             self._stats.misses += 1
+            metrics().cache_lookup("asset", "miss")
             return None
         self._stats.hits += 1
+        metrics().cache_lookup("asset", "hit")
         return bytes(data)
 
     async def set(self, key: str, data: bytes) -> bool:

@@ -13,7 +13,12 @@ Tables:
 - ``subjects``: recurring subjects of portraits, creatures and items (their seed base and appearance).
 - ``overlays``: defined now; its API comes in a later issue.
 - ``jobs``: every accepted request, durable before it is acknowledged (see ``serve_app.jobs``).
+
+``jobs``, ``images``, ``themes``, ``subjects`` and ``overlays`` carry ``tenant`` (migration 0010): whose row it is
+(``""``, the open tenant, for rows made unscoped); the stores filter on it (serve_app/auth/tenant.py). Child rows
+(events, versions, deliveries) follow their parent.
 - ``job_events``: the per-job event log that Server-Sent Events resume from (``Last-Event-ID`` is ``seq``).
+- ``api_keys``: hashed API keys, their scopes, tenant and limits (serve_app/auth).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "FINAL_STATUSES",
+    "ApiKey",
     "Base",
     "Image",
     "Job",
@@ -156,9 +162,12 @@ class Theme(Base):
     so a theme with children can be found. Built-in themes (``builtin``) come from a pack in the repo."""
 
     __tablename__ = "themes"
+    # A name is unique per tenant (migration 0010): a tenant's theme shadows a shared one of the same name.
+    __table_args__ = (Index("uq_themes_tenant_name", "tenant", "name", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    name: Mapped[str] = mapped_column(String(128))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("themes.id", ondelete="SET NULL"), index=True)
     style: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -187,6 +196,8 @@ class Subject(Base):
 
     __tablename__ = "subjects"
 
+    # A key names a different subject in each tenant (migration 0010).
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     seed_base: Mapped[int] = mapped_column(BigInteger)
@@ -201,6 +212,7 @@ class Image(Base):
     __tablename__ = "images"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
     kind: Mapped[str] = mapped_column(String(32))
     prompt: Mapped[str | None] = mapped_column(Text)
     negative_prompt: Mapped[str | None] = mapped_column(Text)
@@ -236,6 +248,7 @@ class Overlay(Base):
     __tablename__ = "overlays"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
     image_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -273,9 +286,16 @@ class Job(Base):
         Index("ix_jobs_created", "created_at", "id"),
         # Retention deletes finished jobs by age.
         Index("ix_jobs_finished", "finished_at"),
+        # Tenants (migration 0010): an idempotency key is unique per tenant; a tenant's list, newest first; when
+        # a tenant last had a job started (the claim's fairness tie-break).
+        Index("uq_jobs_tenant_idempotency_key", "tenant", "idempotency_key", unique=True),
+        Index("ix_jobs_tenant_created", "tenant", "created_at", "id"),
+        Index("ix_jobs_tenant_started", "tenant", "started_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Whose job it is (serve_app/auth/tenant.py); "" is the open tenant.
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The hash of the request body as the client sent it: what an Idempotency-Key replay is compared with.
@@ -300,7 +320,7 @@ class Job(Base):
     # Indexed: purging an image sets this to NULL, which must not scan every job.
     result_image_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     source: Mapped[JobSource] = mapped_column(_str_enum(JobSource, "job_source"), default=JobSource.HTTP)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last event sequence number handed out; bumping it row-locks the job, so seq is gap-free per job.
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
@@ -365,3 +385,25 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiKey(Base):
+    """One API key (migration 0009): only its SHA-256 is kept; the key is shown once, when made (serve_app/auth)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("uq_api_keys_key_hash", "key_hash", unique=True),
+        Index("ix_api_keys_tenant", "tenant"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()

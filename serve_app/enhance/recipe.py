@@ -22,6 +22,7 @@ from pipelines.canonical import canonical_hash
 from pipelines.errors import InputError
 from pipelines.request import GenerationRequest
 from serve_app.enhance.models import FaceFixBody, RestyleBody, UpscaleBody, step_json
+from serve_app.observability.metrics import timed_stage
 from serve_app.schemas import ComposedRequest, PartialRequest
 
 if TYPE_CHECKING:
@@ -125,15 +126,16 @@ async def run_step(image_id: str, step: Step, stages: Stages, progress: Progress
         raise InputError("op", step.op, "omitted: this service has no enhancer stage")
     record, data = await stages.read_image(image_id)
     digest = "enh:" + canonical_hash({"source": image_id, "step": step_json(step)})
-    if isinstance(step, UpscaleBody):
-        png, facts = await _upscale(record, data, step, stages, progress)
-        kind = "upscale"
-    elif isinstance(step, FaceFixBody):
-        png, facts = await _face_fix(record, data, step, stages, progress)
-        kind = "face_fix"
-    else:
-        png, facts = await _restyle(record, data, step, stages, progress)
-        kind = "restyle"
+    with timed_stage("enhance"):  # its repaint passes are also timed as ``generate``
+        if isinstance(step, UpscaleBody):
+            png, facts = await _upscale(record, data, step, stages, progress)
+            kind = "upscale"
+        elif isinstance(step, FaceFixBody):
+            png, facts = await _face_fix(record, data, step, stages, progress)
+            kind = "face_fix"
+        else:
+            png, facts = await _restyle(record, data, step, stages, progress)
+            kind = "restyle"
     theme = facts.pop("theme_version_of", None)
     size = tuple(facts["size"]) if "size" in facts else (record.width, record.height)
     new_id = await stages.derive(

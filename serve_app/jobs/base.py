@@ -19,7 +19,7 @@ the store hands each committed event to an ``on_event`` hook (the event bus, in 
 Exceptions::
 
     JobError
-    ├── JobNotFound           no job with that id (404)
+    ├── JobNotFound           no job with that id, or another tenant's (404)
     ├── IdempotencyConflict   the idempotency key was used with a different request (409)
     ├── LeaseLost             the caller no longer holds the job's lease (its result is discarded)
     ├── PermanentJobError     a job failed in a way no retry can fix (it fails at once)
@@ -210,6 +210,8 @@ class JobRecord:
     updated_at: datetime
     backend: str | None = None
     cost_usd: float | None = None
+    # Whose job it is ("" is the open tenant; see serve_app/auth/tenant.py): the dispatcher runs it in that scope.
+    tenant: str = ""
 
     @classmethod
     def from_row(cls, row: Job) -> JobRecord:
@@ -245,6 +247,7 @@ class JobRecord:
             updated_at=row.updated_at,
             backend=row.backend,
             cost_usd=row.cost_usd,
+            tenant=row.tenant or "",
         )
 
 

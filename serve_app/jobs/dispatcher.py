@@ -8,6 +8,15 @@ failure is transient is decided by :func:`serve_app.errors.is_transient`. A runn
 heartbeating; its jobs are claimed again when their leases expire (and that counts an attempt). A runner that
 shuts down (:meth:`Dispatcher.stop`) stops claiming and hands its jobs back to the queue at once without
 counting an attempt: restarting a replica never uses up a job's attempts.
+
+Each attempt runs in its job's tenant scope (``tenant_scope(job.tenant or None)``, serve_app/auth/tenant.py), so
+the images, subjects and cache entries it makes and finds are that tenant's, and with the job id and tenant in
+the log context. The claim loop itself is unscoped: it serves every tenant's queue (fairly: ``SqlJobStore.claim``).
+
+Metrics (serve_app/observability/metrics.py): ``job_claimed`` as an attempt starts (its queue wait: from the job's
+creation to its claim), ``job_finished`` at its outcome (succeeded, failed, retried or cancelled, with the seconds
+since the claim), and ``queue_depth`` of queued and running jobs from the periodic count (one GROUP BY on an index
+range, about once a second).
 """
 
 from __future__ import annotations
@@ -20,11 +29,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from serve_app.auth.tenant import tenant_scope
 from serve_app.db.models import JobStatus
 from serve_app.errors import describe_failure, is_transient
 from serve_app.jobs.base import JobNotFound, JobRecord, JobResult, LeaseLost
 from serve_app.jobs.context import CURRENT_ATTEMPT, Attempt
 from serve_app.jobs.sql import SqlJobStore
+from serve_app.observability.logs import log_context
+from serve_app.observability.metrics import metrics
 
 if TYPE_CHECKING:
     from serve_app.jobs.kinds.base import KindRegistry
@@ -36,6 +48,10 @@ logger = logging.getLogger("ray.serve.limner.jobs")
 
 # How long a cancelled job waits for its work to stop before its state is settled anyway.
 _WORK_GRACE_S = 30.0
+# The statuses the periodic count reports as queue depth: index ranges of ix_jobs_claim (status first).
+_DEPTH_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# A failed attempt's outcome, as the metrics name it, by the status the job is left in.
+_FAILED_OUTCOME = {JobStatus.QUEUED: "retried", JobStatus.CANCELLED: "cancelled"}
 
 ProgressFn = Callable[[int, int], Awaitable[None]]
 """Reports ``(step, total)`` of the running job."""
@@ -198,6 +214,10 @@ class Dispatcher:
         return True
 
     async def _loop(self) -> None:
+        with tenant_scope(None):  # the queue of every tenant, whatever context started the loop
+            await self._claim_loop()
+
+    async def _claim_loop(self) -> None:
         while not self._stopping:
             try:
                 await self._tick()
@@ -218,9 +238,11 @@ class Dispatcher:
             expired = await self._store.expire_deadlines()
             if expired:
                 logger.info("%d queued jobs passed their deadline", len(expired))
-            counts = await self._store.counts([JobStatus.QUEUED])  # an index range, not a table scan
+            counts = await self._store.counts(_DEPTH_STATUSES)  # index ranges, not a table scan
             self._queued = counts.get(JobStatus.QUEUED, 0)
             self._counted_at = now
+            for status in _DEPTH_STATUSES:
+                metrics().queue_depth(status.value, counts.get(status, 0))
         free = self.free_slots
         while free > 0 and not self._stopping:
             claimed = await self._store.claim(self.owner, lease_s=self._lease_s, limit=free)
@@ -242,6 +264,12 @@ class Dispatcher:
         return await kind.run(job, self._stages, self._progress_fn(job))
 
     async def _run(self, job: JobRecord) -> None:
+        # Its own task, so the scope and the log context are this attempt's alone (the heartbeat and the work,
+        # started inside, inherit them).
+        with tenant_scope(job.tenant or None), log_context(job_id=job.id, tenant=job.tenant or None):
+            await self._attempt(job)
+
+    async def _attempt(self, job: JobRecord) -> None:
         if self._stopping:  # claimed or adopted after stop() began: hand it back before any work starts
             self._handing_back.add(job.id)
             try:
@@ -250,6 +278,9 @@ class Dispatcher:
                 self._running.pop(job.id, None)
                 self._handing_back.discard(job.id)
             return
+        started = time.monotonic()
+        # The claim wrote updated_at (the store's clock, as created_at is): the wait is created → claimed.
+        metrics().job_claimed(job.kind, job.priority, (job.updated_at - job.created_at).total_seconds())
         work = asyncio.ensure_future(self._execute(job))
         beat = asyncio.ensure_future(self._heartbeat(job, work))
         try:
@@ -264,6 +295,7 @@ class Dispatcher:
                 await asyncio.wait([work], timeout=_WORK_GRACE_S)
                 if job.id in self._cancel_requested:
                     await self._store.mark_cancelled(job.id, self.owner)
+                    self._finished(job, "cancelled", started)
                     logger.info("job %s cancelled", job.id)
                     return
                 if self._stopping:
@@ -278,11 +310,13 @@ class Dispatcher:
                 # the recorded message is what clients see (errors.describe_failure).
                 detail = f"{type(exc).__name__}: {exc}"
                 log("job %s (%s) attempt %d failed (%s): %s", job.id, job.kind, job.attempts, error_type, detail)
-                await self._store.fail(
+                after = await self._store.fail(
                     job.id, self.owner, message, transient=transient, error_type=error_type, param=param
                 )
+                self._finished(job, _FAILED_OUTCOME.get(after.status, "failed"), started)
                 return
             await self._store.complete(job.id, self.owner, result=result)
+            self._finished(job, "succeeded", started)
         except LeaseLost:
             logger.warning("job %s: lease lost; another runner owns it now", job.id)
         except JobNotFound:
@@ -292,6 +326,11 @@ class Dispatcher:
             self._running.pop(job.id, None)
             self._cancel_requested.discard(job.id)
             self._wake.set()
+
+    @staticmethod
+    def _finished(job: JobRecord, status: str, started: float) -> None:
+        """Records an attempt's outcome (one of the metrics' job statuses) and its seconds since the claim."""
+        metrics().job_finished(job.kind, status, job.priority, time.monotonic() - started)
 
     async def _release(self, job: JobRecord) -> None:
         """Hands ``job`` back to the queue (this dispatcher is stopping); its attempt is not counted."""

@@ -92,6 +92,7 @@ class JobService:
         *,
         wait_poll_s: float = 5.0,
         webhook_hosts: tuple[str, ...] | None = None,
+        quotas: Any = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -101,6 +102,7 @@ class JobService:
         self.config = config
         self.wait_poll_s = wait_poll_s
         self.webhook_hosts = webhook_hosts  # None: webhooks are off (no secret); else the hosts always allowed
+        self.quotas = quotas  # serve_app.auth.guard.TenantQuotas: the caller's tenant's day and concurrency
 
     # -- accept -----------------------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class JobService:
             InvalidRequest: A field is out of range (nothing is stored).
             Conflict: ``idempotency_key`` was used with a different request.
             Overloaded: The queue is full.
+            RateLimited: The caller's tenant is at its concurrent jobs or has used its day (``auth.limits``).
         """
         if options.webhook_url is not None:
             if self.webhook_hosts is None:
@@ -136,6 +139,8 @@ class JobService:
             )
         try:
             accepted = await self._accept(kind, request)  # nothing is stored yet: a cancelled caller costs nothing
+            if self.quotas is not None:
+                await self.quotas.admit()  # RateLimited (429) once the tenant's day or its concurrent jobs are used
         except BaseException:
             if options.admit:
                 dispatcher.release()

@@ -10,6 +10,12 @@ One code path serves both. Every write is one short transaction that first locks
 
 Time comes from an injectable clock and is written from Python, never from the database's ``now()``, so
 tests can move time and both databases compare the same values.
+
+Tenants (serve_app/auth/tenant.py): a job belongs to the tenant it was submitted in (``owner_tenant()``). Scoped to
+a tenant, every lookup by id, list, count, cancel and event read sees that tenant's jobs only (another tenant's id
+is :class:`JobNotFound`, like a missing one), and idempotency keys are that tenant's own. Unscoped, everything is
+visible. The queue itself is shared: :meth:`SqlJobStore.claim` takes jobs of every tenant, fairly within a
+priority.
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import object_session
 
+from serve_app.auth.tenant import current_tenant, owner_tenant
 from serve_app.db.engine import READ_ONLY, make_session_factory
 from serve_app.db.models import FINAL_STATUSES, Image, Job, JobEvent, JobSource, JobStatus, WebhookDelivery, utcnow
 from serve_app.events.base import Event
@@ -57,6 +64,22 @@ DEADLINE_EXCEEDED = "deadline exceeded"
 DEADLINE_EXCEEDED_TYPE = "deadline_exceeded"
 #: Event types after which a job's stream ends.
 TERMINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
+
+_S = TypeVar("_S", bound=Select[Any])
+_NEVER = datetime.min.replace(tzinfo=UTC)  # "no job of this tenant ever started", first in the fairness order
+_PROBES = 200  # tenants whose last start one statement of the fair claim looks up
+
+
+def _scoped(query: _S) -> _S:
+    """``query`` restricted to the current tenant's jobs (unchanged when unscoped)."""
+    tenant = current_tenant()
+    return query if tenant is None else query.where(Job.tenant == tenant)
+
+
+def _visible(job: Job | None) -> bool:
+    """Whether ``job`` exists and the current scope may see it."""
+    tenant = current_tenant()
+    return job is not None and (tenant is None or job.tenant == tenant)
 
 
 def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
@@ -91,6 +114,10 @@ def _runnable(now: datetime) -> ColumnElement[bool]:
             in_time,
         ),
     )
+
+
+#: The claim order within the runnable jobs: priority (highest first), deadline (soonest, none last), then age.
+_CLAIM_ORDER = (Job.priority.desc(), Job.deadline.asc().nulls_last(), Job.created_at.asc(), Job.id.asc())
 
 
 def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -179,7 +206,9 @@ class SqlJobStore:
         return Event(job_id=str(job.id), type=type, data=data, seq=job.event_seq, created_at=now)
 
     async def _locked(self, session: AsyncSession, job_id: uuid.UUID) -> Job:
-        job = (await session.execute(select(Job).where(Job.id == job_id).with_for_update())).scalar_one_or_none()
+        """The job, row-locked, if the current scope may see it; else :class:`JobNotFound`."""
+        query = _scoped(select(Job).where(Job.id == job_id)).with_for_update()
+        job = (await session.execute(query)).scalar_one_or_none()
         if job is None:
             raise JobNotFound(job_id)
         return job
@@ -353,6 +382,7 @@ class SqlJobStore:
             job = Job(
                 webhook_url=webhook_url,
                 id=uuid.uuid4(),
+                tenant=owner_tenant(),
                 kind=kind,
                 payload=payload,
                 body_hash=digest,
@@ -410,8 +440,10 @@ class SqlJobStore:
         return (await session.execute(query.limit(1))).first() is not None
 
     async def _by_idempotency_key(self, key: str) -> JobRecord | None:
+        """The job that holds ``key`` among the jobs a submit now would own (keys are per tenant)."""
+        query = select(Job).where(Job.tenant == owner_tenant(), Job.idempotency_key == key)
         async with self._tx(read_only=True) as session:
-            job = (await session.execute(select(Job).where(Job.idempotency_key == key))).scalar_one_or_none()
+            job = (await session.execute(query)).scalar_one_or_none()
             return None if job is None else JobRecord.from_row(job)
 
     @staticmethod
@@ -426,12 +458,12 @@ class SqlJobStore:
         """Return the job.
 
         Raises:
-            JobNotFound: No such job (or a malformed id).
+            JobNotFound: No such job (or a malformed id, or another tenant's job).
         """
         jid = _as_uuid(job_id)
         async with self._tx(read_only=True) as session:
             job = await session.get(Job, jid)
-            if job is None:
+            if job is None or not _visible(job):
                 raise JobNotFound(jid)
             return JobRecord.from_row(job)
 
@@ -442,7 +474,7 @@ class SqlJobStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
-        """Return jobs newest first.
+        """Return jobs newest first (the current tenant's, when scoped).
 
         Args:
             status: Only jobs in this status (or these statuses).
@@ -458,7 +490,7 @@ class SqlJobStore:
         """
         if not 1 <= limit <= 1000:
             raise ValueError(f"limit must be between 1 and 1000, got {limit}")
-        query = select(Job)
+        query = _scoped(select(Job))
         if status is not None:
             query = query.where(Job.status.in_(_statuses(status)))
         if cursor is not None:
@@ -475,14 +507,15 @@ class SqlJobStore:
         return JobPage(items=items, next_cursor=next_cursor)
 
     async def counts(self, statuses: Sequence[JobStatus | str] | None = None) -> dict[JobStatus, int]:
-        """Return how many jobs are in each status (every status present, zero included).
+        """Return how many jobs are in each status (every status present, zero included); the current tenant's
+        when scoped.
 
         Args:
-            statuses: Count only these (the others read 0). The dispatcher counts ``queued`` only: that is
-                an index range on ``ix_jobs_claim``, cheap however many finished jobs the table keeps, where
-                counting every status reads the whole table.
+            statuses: Count only these (the others read 0). The dispatcher counts ``queued`` and ``running``
+                only: those are index ranges on ``ix_jobs_claim``, cheap however many finished jobs the table
+                keeps, where counting every status reads the whole table.
         """
-        query = select(Job.status, func.count())
+        query = _scoped(select(Job.status, func.count()))
         if statuses is not None:
             query = query.where(Job.status.in_(_statuses(statuses)))
         async with self._tx(read_only=True) as session:
@@ -502,6 +535,12 @@ class SqlJobStore:
         deadline (soonest first, none last), then age. Each claim counts an attempt. In the same
         transaction, expired jobs that cannot run again are settled: ``cancelled`` if a cancel was asked,
         ``failed`` ("deadline exceeded") if their deadline passed, ``dead`` if no attempts are left.
+
+        Fair between tenants: when jobs of more than one tenant are runnable, each job taken at a priority is
+        the next (by deadline, then age) of the tenant with the fewest running jobs there, ties going to the
+        tenant whose last job started longest ago. So one tenant's burst of jobs is served in turn with the
+        others' instead of ahead of them. Priority still comes first. Every tenant's queue is claimed whatever
+        the current scope: the dispatcher serves them all.
 
         Args:
             owner: Identifies the dispatcher (host, process, random suffix); the lease is theirs.
@@ -540,23 +579,69 @@ class SqlJobStore:
                     data = {"status": JobStatus.DEAD.value, "error": error}
                     events.append(self._append(session, job, "failed", data, now))
 
-            query = (
-                select(Job)
-                .where(_runnable(now))
-                .order_by(
-                    Job.priority.desc(),
-                    Job.deadline.asc().nulls_last(),
-                    Job.created_at.asc(),
-                    Job.id.asc(),
-                )
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            for job in (await session.execute(query)).scalars():
-                events.append(self._lease(session, job, owner, lease_s, now))
-                claimed.append(JobRecord.from_row(job))
+            # Which tenants wait, at which priorities: one pass over the runnable range of ix_jobs_claim.
+            waiting = {
+                (str(tenant), int(priority))
+                for tenant, priority in (
+                    await session.execute(
+                        select(Job.tenant, Job.priority).where(_runnable(now)).group_by(Job.tenant, Job.priority)
+                    )
+                ).all()
+            }
+            if len({tenant for tenant, _ in waiting}) > 1:
+                for job in await self._take_fairly(session, waiting, now, limit):
+                    events.append(self._lease(session, job, owner, lease_s, now))
+                    claimed.append(JobRecord.from_row(job))
+            elif waiting:  # one tenant waits: the plain order, in one query
+                query = select(Job).where(_runnable(now)).order_by(*_CLAIM_ORDER).limit(limit)
+                for job in (await session.execute(query.with_for_update(skip_locked=True))).scalars():
+                    events.append(self._lease(session, job, owner, lease_s, now))
+                    claimed.append(JobRecord.from_row(job))
         await self._emit(events)
         return claimed
+
+    async def _take_fairly(
+        self, session: AsyncSession, waiting: set[tuple[str, int]], now: datetime, limit: int
+    ) -> builtins.list[Job]:
+        """Row-locks up to ``limit`` runnable jobs in the fair order of :meth:`claim` (several tenants wait).
+
+        ``waiting`` holds each ``(tenant, priority)`` with runnable jobs. Each pick locks one job (``SKIP LOCKED``:
+        a concurrent claimer's jobs are passed over, as in the plain order); a pair with nothing left to lock is
+        dropped, so the loop ends after at most ``limit`` picks plus one miss per pair.
+        """
+        tenants = sorted({tenant for tenant, _ in waiting})
+        running_rows = await session.execute(
+            select(Job.tenant, func.count())
+            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at >= now, Job.tenant.in_(tenants))
+            .group_by(Job.tenant)
+        )
+        running: dict[str, int] = {str(tenant): int(n) for tenant, n in running_rows.all()}
+        # One probe of ix_jobs_tenant_started per tenant, a statement per _PROBES tenants (SQLite caps columns).
+        last: dict[str, datetime] = {}
+        for i in range(0, len(tenants), _PROBES):
+            chunk = tenants[i : i + _PROBES]
+            probes = [select(func.max(Job.started_at)).where(Job.tenant == t).scalar_subquery() for t in chunk]
+            started = (await session.execute(select(*probes))).one()
+            last.update({t: at or _NEVER for t, at in zip(chunk, started, strict=True)})
+        taken: list[Job] = []
+        pending = set(waiting)
+        while pending and len(taken) < limit:
+            top = max(priority for _, priority in pending)
+            at_top = [tenant for tenant, priority in pending if priority == top]
+            best = min((running.get(t, 0), last[t]) for t in at_top)
+            chosen = [t for t in at_top if (running.get(t, 0), last[t]) == best]
+            query = select(Job).where(_runnable(now), Job.priority == top, Job.tenant.in_(chosen))
+            if taken:  # leased once this loop ends, not yet
+                query = query.where(Job.id.not_in([job.id for job in taken]))
+            query = query.order_by(*_CLAIM_ORDER).limit(1).with_for_update(skip_locked=True)
+            job = (await session.execute(query)).scalar_one_or_none()
+            if job is None:
+                pending -= {(t, top) for t in chosen}
+                continue
+            taken.append(job)
+            running[job.tenant] = running.get(job.tenant, 0) + 1
+            last[job.tenant] = now
+        return taken
 
     async def heartbeat(self, job_id: uuid.UUID | str, owner: str, *, lease_s: float) -> JobRecord:
         """Extend ``owner``'s lease to ``lease_s`` seconds from now.
@@ -723,6 +808,7 @@ class SqlJobStore:
         async with self._tx() as session:
             job = await self._held(session, jid, owner, now)
             if image is not None:
+                image.tenant = job.tenant  # the job's image is its tenant's
                 session.add(image)
                 await session.flush()
                 image_id = image.id
@@ -879,7 +965,8 @@ class SqlJobStore:
         source: JobSource | str | None = None,
         statuses: Sequence[JobStatus | str] = (JobStatus.QUEUED,),
     ) -> builtins.list[uuid.UUID]:
-        """Cancel every job from ``source`` (any source if ``None``) whose status is in ``statuses``.
+        """Cancel every job from ``source`` (any source if ``None``) whose status is in ``statuses`` (the current
+        tenant's only, when scoped).
 
         Queued jobs end ``cancelled`` at once; running ones (if ``running`` is listed) get
         ``cancel_requested``. This is the ZMQ bridge's ``clear_queue``.
@@ -891,7 +978,7 @@ class SqlJobStore:
         if not wanted:
             return []
         now = self._clock()
-        query = select(Job).where(Job.status.in_(wanted))
+        query = _scoped(select(Job).where(Job.status.in_(wanted)))
         if source is not None:
             query = query.where(Job.source == JobSource(source))
         events: list[Event] = []
@@ -1011,14 +1098,14 @@ class SqlJobStore:
         """Return the job's logged events with ``seq > after_seq``, oldest first (SSE resume).
 
         Raises:
-            JobNotFound: No such job.
+            JobNotFound: No such job (or another tenant's).
         """
         jid = _as_uuid(job_id)
         query = select(JobEvent).where(JobEvent.job_id == jid, JobEvent.seq > after_seq).order_by(JobEvent.seq.asc())
         if limit is not None:
             query = query.limit(limit)
         async with self._tx(read_only=True) as session:
-            if await session.get(Job, jid) is None:
+            if not _visible(await session.get(Job, jid)):
                 raise JobNotFound(jid)
             rows = list((await session.execute(query)).scalars())
         return [

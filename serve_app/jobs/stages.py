@@ -3,6 +3,11 @@
 compose → generate (through a backend handle, with progress and cancellation, answered from the result cache
 when it can be) → store an image → derive a version of an image → read a stored image. Ray-free: the
 composer and the generator come in as callables (deployment handles in the service, plain objects in tests).
+
+Each step's seconds are recorded as its stage's (``limner_stage_seconds``: compose, generate, overlay, store;
+enhance in serve_app/enhance/recipe.py). Tenants (serve_app/auth/tenant.py): images are stored as, and looked up
+among, the current tenant's (serve_app/images.py), and scoped result-cache keys carry the tenant
+(:func:`result_key`), so one tenant's cache hit is never another tenant's image.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from pipelines import encode
 from pipelines.errors import InputError
 from pipelines.request import GenerationLimits
 from pipelines.styles import Style
+from serve_app.auth.tenant import current_tenant
 from serve_app.db import Image
 from serve_app.images import ImageNotFound, ImageRecord, ImageRepository
 from serve_app.jobs.base import PermanentJobError
+from serve_app.observability.metrics import metrics, timed_stage
 from serve_app.schemas import ComposedRequest, GeneratedImage, PartialRequest
 from serve_app.store import AssetNotFound
 from serve_app.themes.base import ResolvedTheme
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
     from serve_app.subjects import SubjectStore
     from serve_app.themes.service import ThemeService
 
-__all__ = ["ComposeFn", "Stages", "StreamBatchFn", "StreamFn"]
+__all__ = ["ComposeFn", "Stages", "StreamBatchFn", "StreamFn", "result_key"]
 
 logger = logging.getLogger("ray.serve.limner.jobs")
 
@@ -54,6 +61,13 @@ RemoteBatchFn = Callable[[Sequence[ComposedRequest], str], AsyncIterator[dict[st
 """The remote stage: a family on the named paid API, streaming like :data:`StreamBatchFn`."""
 """The generator, for a family of requests queued together (one batch when they share a key): streams the
 family's progress, then ``{"type": "image", "index", "image"}`` per request."""
+
+
+def result_key(request_hash: str) -> str:
+    """The result-cache key of ``request_hash`` in the current scope: the hash itself when unscoped (as before
+    tenants), ``tenant:<length>:<tenant>:<hash>`` when scoped (the length keeps any tenant name unambiguous)."""
+    tenant = current_tenant()
+    return request_hash if tenant is None else f"tenant:{len(tenant)}:{tenant}:{request_hash}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,8 @@ class Stages:
     async def compose(self, partial: Any, style: Style | None = None) -> ComposedRequest:
         """The full generation request for ``partial`` (a :class:`PartialRequest`, or a figure's
         :class:`~serve_app.schemas.FigureCompose`); raises ``InputError`` naming a bad field."""
-        return await self.compose_fn(partial, style)
+        with timed_stage("compose"):
+            return await self.compose_fn(partial, style)
 
     async def resolve_theme(self, ref: str | None, variation: str | None, kind: str | None) -> ResolvedTheme | None:
         """The theme a request named, resolved for ``kind`` (None when it named none; ``kind`` None: any theme).
@@ -222,11 +237,12 @@ class Stages:
             (image,) = await self._generate_routed([composed], progress)
             return image
         result: GeneratedImage | None = None
-        async for event in self.stream_fn(composed):
-            if event["type"] == "progress":
-                await progress(event["step"], event["total"])
-            elif event["type"] == "image":
-                result = event["image"]
+        with timed_stage("generate"):
+            async for event in self.stream_fn(composed):
+                if event["type"] == "progress":
+                    await progress(event["step"], event["total"])
+                elif event["type"] == "image":
+                    result = event["image"]
         if result is None:
             raise RuntimeError("the generator's stream ended without an image")
         return result
@@ -252,15 +268,16 @@ class Stages:
         if not cacheable:
             return await self._generate_and_record(composed, progress, record)
         results, ttl = self.services.results, self.result_ttl_s
-        cached = await results.get(composed.request_hash)
+        key = result_key(composed.request_hash)
+        cached = await results.get(key)
         if isinstance(cached, str) and await self._still_there(cached):
             return cached
         value = await results.get_or_compute(
-            composed.request_hash, lambda: self._generate_and_record(composed, progress, record), ttl_s=ttl
+            key, lambda: self._generate_and_record(composed, progress, record), ttl_s=ttl
         )
         if not isinstance(value, str) or not await self._still_there(value):  # a stale entry: overwrite it
             value = await self._generate_and_record(composed, progress, record)
-            await results.set(composed.request_hash, value, ttl_s=ttl)
+            await results.set(key, value, ttl_s=ttl)
         return value
 
     async def generate_family(
@@ -289,7 +306,7 @@ class Stages:
             if earlier is not None:
                 ids.append(earlier)
                 continue
-            cached = await self.services.results.get(composed.request_hash) if cacheable else None
+            cached = await self.services.results.get(result_key(composed.request_hash)) if cacheable else None
             ids.append(cached if isinstance(cached, str) and await self._still_there(cached) else None)
         missing = [i for i, found in enumerate(ids) if found is None]
         if missing:
@@ -297,7 +314,7 @@ class Stages:
             for i, image in zip(missing, generated, strict=True):
                 ids[i] = await self._record_generated(family[i], image, record)
                 if cacheable:
-                    await self.services.results.set(family[i].request_hash, ids[i], ttl_s=self.result_ttl_s)
+                    await self.services.results.set(result_key(family[i].request_hash), ids[i], ttl_s=self.result_ttl_s)
         return [str(i) for i in ids]
 
     async def generate_many(self, requests: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
@@ -369,11 +386,12 @@ class Stages:
         assert self.remote_batch_fn is not None
         named = [replace(c, backend=backend) for c in family]
         results: dict[int, GeneratedImage] = {}
-        async for event in self.remote_batch_fn(named, backend):
-            if event["type"] == "progress":
-                await progress(event["step"], event["total"])
-            elif event["type"] == "image":
-                results[int(event["index"])] = event["image"]
+        with timed_stage("generate"):
+            async for event in self.remote_batch_fn(named, backend):
+                if event["type"] == "progress":
+                    await progress(event["step"], event["total"])
+                elif event["type"] == "image":
+                    results[int(event["index"])] = event["image"]
         if len(results) != len(family):
             raise RuntimeError(f"backend {backend} returned {len(results)} of {len(family)} images")
         return [results[i] for i in range(len(family))]
@@ -389,11 +407,12 @@ class Stages:
     async def _generate_batch(self, family: Sequence[ComposedRequest], progress: ProgressFn) -> list[GeneratedImage]:
         assert self.stream_batch_fn is not None
         results: dict[int, GeneratedImage] = {}
-        async for event in self.stream_batch_fn(family):
-            if event["type"] == "progress":
-                await progress(event["step"], event["total"])
-            elif event["type"] == "image":
-                results[int(event["index"])] = event["image"]
+        with timed_stage("generate"):
+            async for event in self.stream_batch_fn(family):
+                if event["type"] == "progress":
+                    await progress(event["step"], event["total"])
+                elif event["type"] == "image":
+                    results[int(event["index"])] = event["image"]
         if len(results) != len(family):
             raise RuntimeError(f"the generator returned {len(results)} of {len(family)} images")
         return [results[i] for i in range(len(family))]
@@ -437,6 +456,7 @@ class Stages:
         """The id of a live, underived image this very request made, whose bytes are still stored."""
         earlier = await self.images.find_by_request_hash(composed.request_hash)
         if earlier is not None and await self.services.store.exists(earlier.content_hash, earlier.format):
+            metrics().cache_lookup("result", "hit")  # the database is the durable result cache
             return str(earlier.id)
         return None
 
@@ -474,30 +494,31 @@ class Stages:
 
         A row with the same ``request_hash`` and parent is reused, so a re-run attempt adds no duplicate.
         """
-        sha = await self.services.store.put(png, "png")
-        await self.services.hot_assets.set(f"{sha}.png", png)  # its waiter reads it next
-        record, created = await self.images.find_or_create(
-            Image(
-                kind=kind,
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                seed=seed,
-                settings=dict(settings or {}),
-                model=model,
-                width=width,
-                height=height,
-                content_hash=sha,
-                request_hash=request_hash,
-                format="png",
-                parent_id=parent_id,
-                version=version,
-                theme_id=None if theme_id is None else uuid.UUID(str(theme_id)),
-                theme_version=theme_version,
-                subject_key=subject_key,
-                backend=backend,
-                cost_usd=cost_usd,
+        with timed_stage("store"):
+            sha = await self.services.store.put(png, "png")
+            await self.services.hot_assets.set(f"{sha}.png", png)  # its waiter reads it next
+            record, created = await self.images.find_or_create(
+                Image(
+                    kind=kind,
+                    prompt=prompt,
+                    negative_prompt=negative_prompt,
+                    seed=seed,
+                    settings=dict(settings or {}),
+                    model=model,
+                    width=width,
+                    height=height,
+                    content_hash=sha,
+                    request_hash=request_hash,
+                    format="png",
+                    parent_id=parent_id,
+                    version=version,
+                    theme_id=None if theme_id is None else uuid.UUID(str(theme_id)),
+                    theme_version=theme_version,
+                    subject_key=subject_key,
+                    backend=backend,
+                    cost_usd=cost_usd,
+                )
             )
-        )
         if created:
             await self.services.hub.publish("image.created", f"image/{record.id}", image_event(record))
         return str(record.id)
@@ -579,7 +600,9 @@ class Stages:
         if self.overlay is None:
             raise InputError("overlay", kind, "omitted: this service has no overlay stage")
         _, background = await self.read_image(background_id)
-        rendered = await self.overlay.render(background, spec, await self.token_art(spec))
+        art = await self.token_art(spec)
+        with timed_stage("overlay"):
+            rendered = await self.overlay.render(background, spec, art)
         render_id = await self.derive(
             background_id,
             rendered.png,
@@ -603,7 +626,8 @@ class Stages:
         if self.overlay is None:
             raise InputError("overlay", "campaign_map", "omitted: this service has no overlay stage")
         _, background = await self.read_image(background_id)
-        rendered = await self.overlay.campaign_render(background, doc)
+        with timed_stage("overlay"):
+            rendered = await self.overlay.campaign_render(background, doc)
         render_id = await self.derive(
             background_id,
             rendered.png,

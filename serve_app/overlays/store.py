@@ -4,6 +4,9 @@ An overlay's id stays the same across edits; each ``PUT`` writes version n + 1 (
 the geometry it measured) and moves the overlay's current pointer to it. A tactical map is an overlay of kind
 ``tactical_map``. Optimistic concurrency: an update may name the version it edits (``If-Match``), and a stale
 one is refused rather than lost.
+
+Overlays belong to a tenant (serve_app/auth/tenant.py): one made now is ``owner_tenant()``'s; scoped to a tenant,
+another tenant's overlay is :class:`OverlayNotFound`, like a missing one, and so are its versions.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from serve_app.auth.tenant import current_tenant, owner_tenant
 from serve_app.db import READ_ONLY, Overlay, OverlayVersion, make_session_factory
 
 __all__ = ["OverlayConflict", "OverlayNotFound", "OverlayRecord", "OverlayStore", "OverlayVersionRecord"]
@@ -104,9 +108,12 @@ class OverlayStore:
             async with self._sessions() as session, session.begin():
                 existing = await session.get(Overlay, oid)
                 if existing is not None:
+                    if not _visible(existing):  # another tenant's id: not this caller's to answer with
+                        raise OverlayNotFound(oid)
                     return _record(existing)
                 row = Overlay(
                     id=oid,
+                    tenant=owner_tenant(),
                     kind=kind,
                     image_id=uuid.UUID(str(image_id)),
                     spec=dict(spec),
@@ -140,7 +147,7 @@ class OverlayStore:
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
             row = await session.get(Overlay, oid)
-        if row is None or row.deleted_at is not None or (kind is not None and row.kind != kind):
+        if row is None or not _visible(row) or row.deleted_at is not None or (kind is not None and row.kind != kind):
             raise OverlayNotFound(overlay_id)
         return _record(row)
 
@@ -153,6 +160,8 @@ class OverlayStore:
         oid = _parse(overlay_id)
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
+            if not _visible(await session.get(Overlay, oid)):
+                raise OverlayNotFound(overlay_id)
             row = await session.scalar(
                 select(OverlayVersion).where(OverlayVersion.overlay_id == oid, OverlayVersion.version == version)
             )
@@ -191,7 +200,7 @@ class OverlayStore:
             try:
                 async with self._sessions() as session, session.begin():
                     row = await session.get(Overlay, oid, with_for_update=True)
-                    if row is None or row.deleted_at is not None:
+                    if row is None or not _visible(row) or row.deleted_at is not None:
                         raise OverlayNotFound(overlay_id)
                     if expected_version is not None and row.version != expected_version:
                         raise OverlayConflict(str(oid), expected_version, row.version)
@@ -215,6 +224,12 @@ class OverlayStore:
                     current = await self.get(oid)
                     raise OverlayConflict(str(oid), expected_version, current.version) from None
         raise OverlayConflict(str(oid), expected_version or 0, (await self.get(oid)).version)
+
+
+def _visible(row: Overlay | None) -> bool:
+    """Whether ``row`` exists and the current scope may see it."""
+    tenant = current_tenant()
+    return row is not None and (tenant is None or row.tenant == tenant)
 
 
 def _uuid(value: str | uuid.UUID | None) -> uuid.UUID | None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from serve_app.db import utcnow
 from serve_app.db.models import RemoteCall
+from serve_app.observability.metrics import metrics
 
 __all__ = ["CostLedger", "start_of_day"]
 
@@ -40,7 +41,7 @@ class CostLedger:
         image_id: uuid.UUID | str | None = None,
         source: str = "http",
     ) -> None:
-        """Adds one paid image."""
+        """Adds one paid image, and its cost to the ``limner_remote_cost_usd_total`` counter."""
         row = RemoteCall(
             backend=backend,
             cost_usd=float(cost_usd),
@@ -50,6 +51,7 @@ class CostLedger:
         )
         async with self._sessions.begin() as session:
             session.add(row)
+        metrics().remote_cost(backend, row.cost_usd)  # once committed: the counter agrees with the ledger
 
     async def spent(self, backend: str, since: datetime) -> float:
         """What ``backend`` has cost since ``since``."""

@@ -134,11 +134,18 @@ class ThemeConflict(Exception):
 
 
 class ThemeReadOnly(Exception):
-    """Built-in themes are data files in the repository: they cannot be changed through the API."""
+    """Built-in themes are data files in the repository: they cannot be changed through the API. Shared themes
+    (``shared``: the open tenant's, seen from a tenant's scope) are read-only to tenants."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, shared: bool = False) -> None:
+        super().__init__(name, shared)
         self.name = name
+        self.shared = shared
 
     def __str__(self) -> str:
+        if self.shared:
+            return (
+                f"theme {self.name!r} is shared and read-only here; create your own theme named {self.name!r} "
+                "(it takes the shared one's place for you) or one with it as parent"
+            )
         return f"theme {self.name!r} is built in and read-only; create a theme with parent {self.name!r} to change it"

@@ -8,6 +8,13 @@ chain is the one the job saw.
 Resolution itself is pure (:func:`pipelines.styles.resolve_theme`); this module finds the chain. Versions are
 immutable, so their data is cached for good; a name's current version is cached for ``current_ttl_s`` (one
 second by default), which is how long another replica's update takes to be seen here.
+
+Tenants (serve_app/auth/tenant.py): a theme belongs to the tenant that made it; the built-in packs, and every theme
+made unscoped, belong to the open tenant and are shared. Scoped to a tenant, its own themes and the shared ones are
+visible (another tenant's are :class:`ThemeNotFound`, by name or id); a name means the tenant's own theme when it
+has one (it shadows a shared theme of that name, parents included), else the shared one. Writes go to its own
+themes only: a shared theme is :class:`ThemeReadOnly` to a tenant. Unscoped, every theme is visible and writable,
+and a name shared by several tenants means the open tenant's theme.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipelines.errors import InputError
 from pipelines.request import GenerationLimits
 from pipelines.styles import ThemeData, ThemeError, resolve_theme, theme_chain, theme_from_dict, theme_to_dict
+from serve_app.auth.tenant import OPEN_TENANT, current_tenant, owner_tenant
 from serve_app.db import READ_ONLY, Job, Theme, ThemeVersion, make_session_factory, utcnow
 from serve_app.themes.base import (
     ResolvedTheme,
@@ -56,6 +64,32 @@ class _Row:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    tenant: str = OPEN_TENANT
+
+
+def _visible_where() -> ColumnElement[bool] | None:
+    """What the current scope may see of ``themes``: its own and the shared rows (None: everything)."""
+    tenant = current_tenant()
+    return None if tenant is None else Theme.tenant.in_(sorted({tenant, OPEN_TENANT}))
+
+
+def _by_name(query: Select[Any], name: str) -> Select[Any]:
+    """``query`` for the theme ``name`` means now, best first: live before deleted, then the scope's own before the
+    shared one (unscoped: the open tenant's before any other), then the oldest."""
+    preferred = owner_tenant()
+    query = query.where(Theme.name == name)
+    visible = _visible_where()
+    if visible is not None:
+        query = query.where(visible)
+    return query.order_by(
+        Theme.deleted_at.is_not(None), case((Theme.tenant == preferred, 0), else_=1), Theme.created_at, Theme.id
+    )
+
+
+def _may_write(row: _Row) -> bool:
+    """Whether the current scope may change ``row``: its own themes (unscoped: any)."""
+    tenant = current_tenant()
+    return tenant is None or row.tenant == tenant
 
 
 class ThemeService:
@@ -94,7 +128,7 @@ class ThemeService:
         self._recent_jobs_s = recent_jobs_s
         self._current_ttl_s = current_ttl_s
         self._versions: dict[tuple[uuid.UUID, int], ThemeVersionRecord] = {}
-        self._current: dict[str, tuple[float, _Row]] = {}
+        self._current: dict[tuple[str | None, str], tuple[float, _Row]] = {}
         self._on_change = on_change  # awaited after a user theme is created, updated or deleted (the hub)
 
     # -- built-in packs --------------------------------------------------------------------------------
@@ -120,7 +154,9 @@ class ThemeService:
 
     async def _sync_one(self, pack: str, name: str, data: dict[str, Any]) -> int:
         async with self._sessions() as session, session.begin():
-            row = (await session.scalars(select(Theme).where(Theme.name == name))).first()
+            # Built-in themes are shared: the open tenant's, whatever the scope this runs in.
+            query = select(Theme).where(Theme.tenant == OPEN_TENANT, Theme.name == name)
+            row = (await session.scalars(query)).first()
             if row is not None:
                 if row.style == data and row.deleted_at is None:
                     return 0
@@ -130,7 +166,7 @@ class ThemeService:
                 row.version += 1
                 row.style, row.deleted_at, row.pack = data, None, pack
             else:
-                row = Theme(name=name, style=data, version=1, builtin=True, pack=pack)
+                row = Theme(tenant=OPEN_TENANT, name=name, style=data, version=1, builtin=True, pack=pack)
                 session.add(row)
                 await session.flush()
             session.add(ThemeVersion(theme_id=row.id, version=row.version, data=data))
@@ -164,7 +200,8 @@ class ThemeService:
     async def list(
         self, *, kind: str | None = None, cursor: str | None = None, limit: int = 50, builtin: bool | None = None
     ) -> tuple[list[ThemeRecord], str | None]:
-        """Live themes by name, a page at a time.
+        """Live themes by name, a page at a time: the scope's own and the shared ones (a shared theme its own
+        shadows is left out).
 
         Args:
             kind: Only themes whose resolved ``kinds`` include it.
@@ -177,14 +214,23 @@ class ThemeService:
         """
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
-            query = select(Theme).where(Theme.deleted_at.is_(None)).order_by(Theme.name)
+            own_first = case((Theme.tenant == owner_tenant(), 0), else_=1)
+            query = select(Theme).where(Theme.deleted_at.is_(None)).order_by(Theme.name, own_first)
+            visible = _visible_where()
+            if visible is not None:
+                query = query.where(visible)
             if builtin is not None:
                 query = query.where(Theme.builtin.is_(builtin))
             if cursor:
                 query = query.where(Theme.name > cursor)
             rows = list(await session.scalars(query))
         page: list[ThemeRecord] = []
+        shadowing: str | None = None
         for row in rows:
+            if current_tenant() is not None:
+                if row.name == shadowing:  # the shared theme of a name this tenant has a theme of
+                    continue
+                shadowing = row.name
             record = ThemeRecord(
                 id=row.id,
                 name=row.name,
@@ -226,7 +272,7 @@ class ThemeService:
         data = theme_to_dict(theme)
         try:
             async with self._sessions() as session, session.begin():
-                row = Theme(name=theme.name, style=data, version=1, builtin=False)
+                row = Theme(tenant=owner_tenant(), name=theme.name, style=data, version=1, builtin=False)
                 session.add(row)
                 await session.flush()
                 session.add(ThemeVersion(theme_id=row.id, version=1, data=data))
@@ -240,15 +286,15 @@ class ThemeService:
 
         Raises:
             ThemeNotFound: No such theme.
-            ThemeReadOnly: It is built in.
+            ThemeReadOnly: It is built in, or (scoped) a shared theme.
             InputError: As for :meth:`create`.
         """
         parsed = ThemeRef.parse(ref)
         if parsed.version is not None:
             raise InputError("theme", ref, "a theme without @version (versions are immutable)")
         row = await self._row(parsed)
-        if row.builtin:
-            raise ThemeReadOnly(row.name)
+        if row.builtin or not _may_write(row):
+            raise ThemeReadOnly(row.name, shared=not row.builtin)
         theme = self._parse({"name": row.name, **body})
         if theme.name != row.name:
             raise InputError("name", theme.name, f"{row.name!r} (a theme keeps its name)")
@@ -274,12 +320,12 @@ class ThemeService:
         """Soft-deletes a user theme; its versions stay (old jobs can still be read and reproduced).
 
         Raises:
-            ThemeReadOnly: It is built in.
+            ThemeReadOnly: It is built in, or (scoped) a shared theme.
             ThemeConflict: Live themes inherit from it, or (without ``force``) a job used it recently.
         """
         row = await self._row(ThemeRef.parse(ref))
-        if row.builtin:
-            raise ThemeReadOnly(row.name)
+        if row.builtin or not _may_write(row):
+            raise ThemeReadOnly(row.name, shared=not row.builtin)
         async with self._sessions() as session, session.begin():
             children = list(
                 await session.scalars(
@@ -421,19 +467,24 @@ class ThemeService:
         if parent is None:
             row.parent_id = None
             return
-        row.parent_id = await session.scalar(select(Theme.id).where(Theme.name == parent))
+        row.parent_id = await session.scalar(_by_name(select(Theme.id), parent).limit(1))
 
     async def _row(self, ref: ThemeRef, *, include_deleted: bool = False) -> _Row:
-        cached = self._current.get(ref.key)
+        key = (current_tenant(), ref.key)  # a name means a different theme in each scope
+        cached = self._current.get(key)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._current_ttl_s and not include_deleted:
             return cached[1]
         theme_id = ref.id
         async with self._sessions() as session:
             await session.connection(execution_options=READ_ONLY)
-            query = (
-                select(Theme).where(Theme.id == theme_id) if theme_id else select(Theme).where(Theme.name == ref.key)
-            )
+            if theme_id:
+                query = select(Theme).where(Theme.id == theme_id)
+                visible = _visible_where()
+                if visible is not None:
+                    query = query.where(visible)
+            else:
+                query = _by_name(select(Theme), ref.key).limit(1)
             found = (await session.scalars(query)).first()
         if found is None or (found.deleted_at is not None and not include_deleted):
             raise ThemeNotFound(ref.key)
@@ -446,9 +497,10 @@ class ThemeService:
             found.created_at,
             found.updated_at,
             found.deleted_at,
+            found.tenant or OPEN_TENANT,
         )
         if row.deleted_at is None:
-            self._current[ref.key] = (now, row)
+            self._current[key] = (now, row)
         return row
 
     async def _version(self, theme_id: uuid.UUID, version: int, ref: str) -> ThemeVersionRecord:

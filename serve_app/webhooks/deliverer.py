@@ -1,11 +1,13 @@
 """The loop that sends due webhook messages.
 
 Each message's body is ``{"type": "job.succeeded", "timestamp": "<ISO>", "data": <the job document, as GET
-/api/v2/images/jobs/{id} answers it>}`` (Standard Webhooks' recommended shape), signed with the service's secret;
+/api/v2/images/jobs/{id} answers it>}`` (Standard Webhooks' recommended shape), signed with the job's tenant's
+secret (:func:`serve_app.webhooks.signing.tenant_secret`: the service's own for the open tenant);
 ``webhook-id`` is the outbox row's id, the same on every try. A 2xx answer delivers it; anything else (an error
 status, a timeout, a refused connection) is tried again after an exponential backoff with jitter, up to
 ``webhooks.max_attempts``, then marked ``failed``. The target is checked again before every try (a name can be
-re-pointed at an inner address after the job was accepted): a refused target is given up at once.
+re-pointed at an inner address after the job was accepted): a refused target is given up at once. Each try's
+outcome (delivered, retry, failed) counts in ``limner_webhook_deliveries_total``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import httpx
 from serve_app.errors import InvalidRequest
 from serve_app.jobs.backoff import Backoff
 from serve_app.jobs.base import JobNotFound, JobRecord
+from serve_app.observability.metrics import metrics
 from serve_app.webhooks.outbox import Delivery, WebhookOutbox
-from serve_app.webhooks.signing import signature_headers
+from serve_app.webhooks.signing import signature_headers, tenant_secret
 from serve_app.webhooks.targets import check_target
 
 __all__ = ["WebhookDeliverer"]
@@ -125,6 +128,7 @@ class WebhookDeliverer:
             job = await self._jobs.get(delivery.job_id)
         except JobNotFound:  # purged by retention meanwhile: nothing left to report
             await self._outbox.record(delivery.id, ok=False, error="the job is gone", retry_at=None)
+            metrics().webhook_delivery("failed")
             return
         try:
             await check_target(delivery.url, allowed_hosts=self._allowed)
@@ -132,13 +136,15 @@ class WebhookDeliverer:
             logger.warning("webhook %s for job %s refused: %s", delivery.id, delivery.job_id, exc)
             await self._outbox.record(delivery.id, ok=False, error=str(exc), retry_at=None)
             self.failed += 1
+            metrics().webhook_delivery("failed")
             return
         body = json.dumps(
             {"type": delivery.event, "timestamp": datetime.now(UTC).isoformat(), "data": self._document(job)},
             separators=(",", ":"),
             default=str,
         ).encode()
-        headers = signature_headers(self._secret, str(delivery.id), int(time.time()), body)
+        secret = tenant_secret(self._secret, job.tenant)
+        headers = signature_headers(secret, str(delivery.id), int(time.time()), body)
         error: str | None = None
         try:
             assert self._client is not None
@@ -146,6 +152,7 @@ class WebhookDeliverer:
             if 200 <= response.status_code < 300:
                 await self._outbox.record(delivery.id, ok=True, error=None, retry_at=None)
                 self.sent += 1
+                metrics().webhook_delivery("delivered")
                 return
             error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
@@ -157,6 +164,7 @@ class WebhookDeliverer:
             )
             await self._outbox.record(delivery.id, ok=False, error=error, retry_at=None)
             self.failed += 1
+            metrics().webhook_delivery("failed")
             return
         retry_at = datetime.now(UTC) + timedelta(seconds=self._backoff.delay(attempt))
         logger.info(
@@ -168,3 +176,4 @@ class WebhookDeliverer:
             retry_at,
         )
         await self._outbox.record(delivery.id, ok=False, error=error, retry_at=retry_at)
+        metrics().webhook_delivery("retry")

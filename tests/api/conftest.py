@@ -18,6 +18,7 @@ from deployments.generator import Generator
 from serve_app.api.app import create_api
 from serve_app.config import (
     AppConfig,
+    AuthConfig,
     ComposerConfig,
     EnhancerConfig,
     GeneratorConfig,
@@ -58,6 +59,7 @@ class Local:
         self.remote: RemoteConfig | None = None  # the paid APIs (tests point them at tests/remote_fakes)
         self.webhook_secret: str | None = None  # webhooks on (to 127.0.0.1) when set
         self.cors_origins: list[str] = []  # browser origins allowed (none: no CORS headers)
+        self.auth: AuthConfig | None = None  # the auth section (None: the default, off on this loopback edge)
 
         self.edge: Edge
         self._gate: asyncio.Event | None = None
@@ -103,6 +105,7 @@ class Local:
             enhancer=EnhancerConfig(native_size=64, max_pixels=1024 * 1024),
             remote=self.remote or RemoteConfig(),
             ingress=IngressConfig(cors_origins=self.cors_origins),
+            auth=self.auth or AuthConfig(),
             webhooks=WebhooksConfig(allow_hosts=["127.0.0.1"], backoff_base_s=0.05, backoff_cap_s=0.1, poll_s=0.05),
         )
         services = await open_services(config, self.settings)

@@ -136,3 +136,75 @@ def test_gc_prunes_past_retention_then_collects_what_only_that_kept(
     main(["gc", "--older-than", "3600"])
     names = {p.stem for p in (tmp_path / "assets").rglob("*.png")}
     assert young in names and gone not in names and init not in names
+
+
+def test_keys_create_list_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import json
+
+    from serve_app.cli import main
+
+    monkeypatch.setenv("LIMNER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LIMNER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LIMNER_WEBHOOK_SECRET", raising=False)
+    main(
+        [
+            "keys",
+            "create",
+            "--name",
+            "table-3",
+            "--scopes",
+            "images:read,images:generate",
+            "--limit",
+            "images_per_day=5",
+        ]
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    made, key = json.loads(lines[0]), lines[1]
+    assert key.startswith("lmn_") and " " not in key  # the key alone on its line
+    assert made["scopes"] == ["images:generate", "images:read"] and made["limits"] == {"images_per_day": 5}
+    assert made["tenant"].startswith("key-") and "webhook_secret" not in made
+    main(["keys", "create", "--name", "gm", "--scopes", "admin", "--tenant", "guild"])
+    capsys.readouterr()
+    main(["keys", "list"])
+    listed = capsys.readouterr().out
+    assert key not in listed and hashlib.sha256(key.encode()).hexdigest() not in listed  # never the key or its hash
+    assert [json.loads(line)["name"] for line in listed.strip().splitlines()] == ["table-3", "gm"]
+    main(["keys", "list", "--tenant", "guild"])
+    assert [json.loads(line)["name"] for line in capsys.readouterr().out.strip().splitlines()] == ["gm"]
+    main(["keys", "revoke", made["id"]])
+    assert json.loads(capsys.readouterr().out)["revoked_at"] is not None
+    with pytest.raises(SystemExit) as bad:
+        main(["keys", "create", "--name", "x", "--scopes", "images:fly"])
+    assert bad.value.code == 2 and "images:fly" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["keys", "revoke", "4b1e0000-0000-4000-8000-000000000000"])
+    with pytest.raises(SystemExit):
+        main(["keys", "webhook-secret", "--tenant", "guild"])  # webhooks are off: said so, not a traceback
+    assert "LIMNER_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def test_keys_print_the_tenants_webhook_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from serve_app.cli import main
+
+    master = b"limner-cli-test-webhook-secret-32b"
+    monkeypatch.setenv("LIMNER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LIMNER_DATABASE_URL", raising=False)
+    monkeypatch.setenv("LIMNER_WEBHOOK_SECRET", "whsec_" + base64.b64encode(master).decode())
+    expected = (
+        "whsec_" + base64.b64encode(hmac.new(master, b"limner-webhook-tenant:guild", hashlib.sha256).digest()).decode()
+    )
+    main(["keys", "create", "--name", "gm", "--scopes", "admin", "--tenant", "guild"])
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["webhook_secret"] == expected
+    main(["keys", "webhook-secret", "--tenant", "guild"])
+    assert capsys.readouterr().out.strip() == expected

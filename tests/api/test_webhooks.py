@@ -61,3 +61,46 @@ def test_a_service_without_a_secret_refuses_webhooks(client: TestClient) -> None
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["param"] == "webhook_url" and "LIMNER_WEBHOOK_SECRET" in error["message"]
+
+
+def _standard_webhooks_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The spec's verification, written here from standardwebhooks.com (not the service's code)."""
+    import hashlib
+    import hmac
+
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(part.split(",", 1)[1] == expected for part in headers["webhook-signature"].split(" "))
+
+
+def test_a_tenants_deliveries_are_signed_with_its_own_secret(local: Any, tmp_path: Any) -> None:
+    import hashlib
+    import hmac
+
+    from serve_app.auth.keys import SqlKeyStore
+    from serve_app.config import AuthConfig, Settings
+
+    local.settings = Settings(data_dir=str(tmp_path / "data"))
+    local.webhook_secret = SECRET
+    local.auth = AuthConfig(mode="keys")
+    try:
+        with TestClient(create_api_lazily(local)) as client, Receiver([200]) as receiver:
+            assert client.portal is not None
+            store = SqlKeyStore(local.edge.services.engine)
+            key, _ = client.portal.call(lambda: store.create("hooks", ["images:generate"], tenant="guild-9"))
+            body = {"prompt": "a signed scroll", "width": 64, "height": 64, "steps": 2}
+            r = client.post(JOBS, params={"webhook_url": receiver.url}, json=body, headers={"X-API-Key": key})
+            assert r.status_code == 202, r.text
+            deadline = time.monotonic() + 30
+            while not receiver.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        local.webhook_secret = None
+        local.auth = None
+    [got] = receiver.received
+    master = base64.b64decode(SECRET.removeprefix("whsec_"))
+    derived = hmac.new(master, b"limner-webhook-tenant:guild-9", hashlib.sha256).digest()
+    tenant_secret = "whsec_" + base64.b64encode(derived).decode()
+    assert _standard_webhooks_verify(tenant_secret, got.headers, got.body)
+    assert not _standard_webhooks_verify(SECRET, got.headers, got.body)  # not the service's own secret
