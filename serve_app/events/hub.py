@@ -11,7 +11,10 @@ Each stream entry has two fields: ``type`` (for cheap filtering) and ``event``, 
 has the schema)::
 
     {"schema": "limner.event/1", "id": "<uuid>", "type": "job.succeeded", "time": "<ISO 8601 UTC>",
-     "subject": "job/<job id>", "data": {...}}
+     "subject": "job/<job id>", "tenant": "<tenant>", "data": {...}}
+
+``tenant`` is whose job, image or theme it is: the tenant the work was scoped to when it happened (the request's
+key, or the job's own tenant while it runs; ``""`` with auth off), so a consumer serving one tenant filters on it.
 
 Types: ``job.accepted``, ``job.started``, ``job.progress``, ``job.retrying``, ``job.succeeded``, ``job.failed``,
 ``job.cancelled``, ``image.created``, ``theme.updated``. Events are appended after their commit, never inside it:
@@ -28,6 +31,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from serve_app.auth.tenant import owner_tenant
 from serve_app.events.base import Event
 
 __all__ = ["EVENT_SCHEMA", "JOB_EVENT_TYPES", "EventHub", "NullHub", "RedisStreamHub", "domain_event"]
@@ -50,13 +54,14 @@ released job is queued again and starts again, which the hub reports."""
 
 
 def domain_event(type: str, subject: str, data: dict[str, Any], *, time: datetime | None = None) -> dict[str, Any]:
-    """The JSON document of one domain event."""
+    """The JSON document of one domain event (its ``tenant``: the current scope's, see the module docstring)."""
     return {
         "schema": EVENT_SCHEMA,
         "id": str(uuid.uuid4()),
         "type": type,
         "time": (time or datetime.now(UTC)).isoformat(),
         "subject": subject,
+        "tenant": owner_tenant(),
         "data": data,
     }
 

@@ -145,3 +145,35 @@ def test_a_generate_job_through_http_publishes_its_life_and_its_image(
     data = images[0]["data"]
     assert (data["width"], data["height"], data["kind"]) == (64, 64, "image")
     assert data["links"]["file"] == f"/api/v2/images/{job['image_id']}/file"
+
+
+def test_a_keyed_tenants_events_carry_its_tenant(model_cache: Path, tmp_path: Path, redis_server_url: str) -> None:
+    """With keys on, every hub event of a job a key made, and its image's, names the key's tenant."""
+    import redis
+    from fastapi.testclient import TestClient
+
+    from serve_app.auth.keys import SqlKeyStore
+    from serve_app.config import AuthConfig, JobsConfig
+    from tests.api.conftest import Local, create_api_lazily
+
+    sync = redis.Redis.from_url(redis_server_url)
+    try:
+        before = sync.xrevrange("limner:events", count=1)
+        start = before[0][0].decode() if before else "0"
+        local = Local(model_cache, tmp_path / "data", JobsConfig(lease_s=10, heartbeat_s=1))
+        local.settings = Settings(data_dir=str(tmp_path / "data"), redis_url=redis_server_url)
+        local.auth = AuthConfig(mode="keys")
+        with TestClient(create_api_lazily(local)) as http:
+            assert http.portal is not None
+            store = SqlKeyStore(local.edge.services.engine)
+            key, _ = http.portal.call(lambda: store.create("hub", ["images:generate"], tenant="guild-hub"))
+            body = {"prompt": "a tenant's hub lantern", "width": 64, "height": 64, "steps": 2, "seed": 78}
+            r = http.post("/api/v2/images/jobs?wait=120", json=body, headers={"X-API-Key": key})
+            assert r.status_code == 200, r.text
+            job = r.json()
+        events = [e for _, e in _decode(sync.xrange("limner:events", min=f"({start}"))]
+    finally:
+        sync.close()
+    mine = [e for e in events if e["subject"] in (f"job/{job['id']}", f"image/{job['image_id']}")]
+    assert {e["type"] for e in mine} >= {"job.accepted", "job.started", "job.succeeded", "image.created"}
+    assert {e["tenant"] for e in mine} == {"guild-hub"}
