@@ -16,7 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app.errors import ErrorBody, ErrorResponse, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
-__all__ = ["RAW_BODY_PATHS", "SECURITY_HEADERS", "BodyLimit", "BodyTooLarge", "Cors", "JsonOnly", "SecurityHeaders"]
+__all__ = [
+    "RAW_BODY_PATHS",
+    "SECURITY_HEADERS",
+    "AddHeaders",
+    "BodyLimit",
+    "BodyTooLarge",
+    "Cors",
+    "JsonOnly",
+    "SecurityHeaders",
+]
 
 RAW_BODY_PATHS = (
     "/api/v2/images/uploads",  # the image's own bytes
@@ -146,11 +155,18 @@ def _raw(path: str) -> bool:
     return path.rstrip("/") in RAW_BODY_PATHS
 
 
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every HTTP answer."""
+class AddHeaders:
+    """Adds ``headers(scope)`` to every HTTP answer, each unless the answer has it already (a route's own wins).
 
-    def __init__(self, app: ASGIApp) -> None:
+    Args:
+        app: The ASGI app it wraps.
+        headers: The ``(lower-case name, value)`` pairs to add, read when the answer starts (so they may come from
+            the request's state, which routing and dependencies fill).
+    """
+
+    def __init__(self, app: ASGIApp, headers: Callable[[Scope], Sequence[tuple[bytes, bytes]]]) -> None:
         self.app = app
+        self._headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,13 +175,22 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
-                message = {**message, "headers": headers}
+                extra = self._headers(scope)
+                if extra:
+                    headers = list(message.get("headers", []))
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend((name, value) for name, value in extra if name not in present)
+                    message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SecurityHeaders(AddHeaders):
+    """Adds :data:`SECURITY_HEADERS` to every HTTP answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app, lambda scope: SECURITY_HEADERS)
 
 
 class Cors:

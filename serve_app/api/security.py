@@ -18,7 +18,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
+
+from serve_app.api.middleware import AddHeaders
 
 __all__ = ["RATELIMIT_STATE", "RateLimitHeaders", "authorize"]
 
@@ -46,28 +48,13 @@ async def authorize(
         request.scope.setdefault("state", {})[RATELIMIT_STATE] = sent
 
 
-class RateLimitHeaders:
+class RateLimitHeaders(AddHeaders):
     """Adds the headers :func:`authorize` left in the request's state to the answer (unless it set them)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app, _state_headers)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = scope.get("state", {}).get(RATELIMIT_STATE)
-                if extra:
-                    headers = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in headers}
-                    for name, value in extra.items():
-                        raw = name.lower().encode("latin-1")
-                        if raw not in present:
-                            headers.append((raw, value.encode("latin-1")))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def _state_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    sent = scope.get("state", {}).get(RATELIMIT_STATE) or {}
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in sent.items()]

@@ -109,15 +109,17 @@ async def test_a_hub_that_cannot_reach_redis_logs_and_goes_on(caplog: pytest.Log
     assert any("could not append image.created" in r.getMessage() for r in caplog.records)
 
 
-def test_a_generate_job_through_http_publishes_its_life_and_its_image(
-    model_cache: Path, tmp_path: Path, redis_server_url: str
-) -> None:
-    """The whole edge on the tiny model with Redis configured: the job's events and ``image.created`` for the
-    image it made reach the hub (the default stream, read from where it stood before the request)."""
+def _job_on_the_hub(
+    model_cache: Path, tmp_path: Path, redis_server_url: str, body: dict[str, Any], *, tenant: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Runs one job through the whole edge on the tiny model with Redis configured (with keys on and a key of
+    ``tenant`` when given); returns the job and the hub events appended meanwhile (read from where the default
+    stream stood before the request)."""
     import redis
     from fastapi.testclient import TestClient
 
-    from serve_app.config import JobsConfig
+    from serve_app.auth.keys import SqlKeyStore
+    from serve_app.config import AuthConfig, JobsConfig
     from tests.api.conftest import Local, create_api_lazily
 
     sync = redis.Redis.from_url(redis_server_url)
@@ -126,14 +128,28 @@ def test_a_generate_job_through_http_publishes_its_life_and_its_image(
         start = before[0][0].decode() if before else "0"
         local = Local(model_cache, tmp_path / "data", JobsConfig(lease_s=10, heartbeat_s=1))
         local.settings = Settings(data_dir=str(tmp_path / "data"), redis_url=redis_server_url)
+        local.auth = None if tenant is None else AuthConfig(mode="keys")
         with TestClient(create_api_lazily(local)) as http:
-            body = {"prompt": "a hub test lantern", "width": 64, "height": 64, "steps": 2, "seed": 77}
-            r = http.post("/api/v2/images/jobs?wait=120", json=body)
+            headers = {}
+            if tenant is not None:
+                assert http.portal is not None
+                store = SqlKeyStore(local.edge.services.engine)
+                key, _ = http.portal.call(lambda: store.create("hub", ["images:generate"], tenant=tenant))
+                headers = {"X-API-Key": key}
+            r = http.post("/api/v2/images/jobs?wait=120", json=body, headers=headers)
             assert r.status_code == 200, r.text
             job = r.json()
-        events = [e for _, e in _decode(sync.xrange("limner:events", min=f"({start}"))]
+        return job, [e for _, e in _decode(sync.xrange("limner:events", min=f"({start}"))]
     finally:
         sync.close()
+
+
+def test_a_generate_job_through_http_publishes_its_life_and_its_image(
+    model_cache: Path, tmp_path: Path, redis_server_url: str
+) -> None:
+    """The job's events and ``image.created`` for the image it made reach the hub."""
+    body = {"prompt": "a hub test lantern", "width": 64, "height": 64, "steps": 2, "seed": 77}
+    job, events = _job_on_the_hub(model_cache, tmp_path, redis_server_url, body)
     mine = [e for e in events if e["subject"] == f"job/{job['id']}"]
     types = [e["type"] for e in mine]
     assert types[:2] == ["job.accepted", "job.started"] and types[-1] == "job.succeeded"
@@ -149,31 +165,8 @@ def test_a_generate_job_through_http_publishes_its_life_and_its_image(
 
 def test_a_keyed_tenants_events_carry_its_tenant(model_cache: Path, tmp_path: Path, redis_server_url: str) -> None:
     """With keys on, every hub event of a job a key made, and its image's, names the key's tenant."""
-    import redis
-    from fastapi.testclient import TestClient
-
-    from serve_app.auth.keys import SqlKeyStore
-    from serve_app.config import AuthConfig, JobsConfig
-    from tests.api.conftest import Local, create_api_lazily
-
-    sync = redis.Redis.from_url(redis_server_url)
-    try:
-        before = sync.xrevrange("limner:events", count=1)
-        start = before[0][0].decode() if before else "0"
-        local = Local(model_cache, tmp_path / "data", JobsConfig(lease_s=10, heartbeat_s=1))
-        local.settings = Settings(data_dir=str(tmp_path / "data"), redis_url=redis_server_url)
-        local.auth = AuthConfig(mode="keys")
-        with TestClient(create_api_lazily(local)) as http:
-            assert http.portal is not None
-            store = SqlKeyStore(local.edge.services.engine)
-            key, _ = http.portal.call(lambda: store.create("hub", ["images:generate"], tenant="guild-hub"))
-            body = {"prompt": "a tenant's hub lantern", "width": 64, "height": 64, "steps": 2, "seed": 78}
-            r = http.post("/api/v2/images/jobs?wait=120", json=body, headers={"X-API-Key": key})
-            assert r.status_code == 200, r.text
-            job = r.json()
-        events = [e for _, e in _decode(sync.xrange("limner:events", min=f"({start}"))]
-    finally:
-        sync.close()
+    body = {"prompt": "a tenant's hub lantern", "width": 64, "height": 64, "steps": 2, "seed": 78}
+    job, events = _job_on_the_hub(model_cache, tmp_path, redis_server_url, body, tenant="guild-hub")
     mine = [e for e in events if e["subject"] in (f"job/{job['id']}", f"image/{job['image_id']}")]
     assert {e["type"] for e in mine} >= {"job.accepted", "job.started", "job.succeeded", "image.created"}
     assert {e["tenant"] for e in mine} == {"guild-hub"}
