@@ -44,6 +44,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -329,6 +330,8 @@ class Job(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     # Where the job's terminal state is POSTed (migration 0008); its deliveries are in webhook_deliveries.
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    # A job.started delivery on each attempt's start too (migration 0011), not only the terminal one.
+    webhook_on_start: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()

@@ -56,6 +56,7 @@ class SubmitOptions:
             requests are never refused for queue length.
         webhook_url: Where the job's end is POSTed (serve_app/webhooks); 422 when webhooks are off or the
             target is refused.
+        webhook_on_start: Also POST ``job.started`` there when each attempt starts.
     """
 
     priority: int = 0
@@ -64,6 +65,7 @@ class SubmitOptions:
     source: JobSource | str = JobSource.HTTP
     admit: bool = True
     webhook_url: str | None = None
+    webhook_on_start: bool = False
 
 
 class JobService:
@@ -178,6 +180,8 @@ class JobService:
             }
             if options.webhook_url is not None:  # only then: earlier jobs' hashes stay what they were
                 identity["webhook_url"] = options.webhook_url
+                if options.webhook_on_start:
+                    identity["webhook_on_start"] = True
             job = await self.store.submit(
                 kind,
                 accepted.payload.to_json(),
@@ -190,6 +194,7 @@ class JobService:
                 claim_for=slot,
                 idempotency_ttl_s=self.config.idempotency_ttl_s,
                 webhook_url=options.webhook_url,
+                webhook_on_start=options.webhook_on_start,
             )
         except BaseException as exc:
             if slot is not None:

@@ -238,14 +238,7 @@ class SqlJobStore:
             job.error = error
         self._last_progress.pop(job.id, None)
         if job.webhook_url:
-            # The outbox row commits with the job's end, or neither does: a crash before the delivery still
-            # delivers when the service is back (serve_app/webhooks).
-            session = object_session(job)
-            assert session is not None, "a job is finished inside its transaction"
-            event = "job.failed" if status is JobStatus.DEAD else f"job.{status.value}"
-            session.add(
-                WebhookDelivery(job_id=job.id, url=job.webhook_url, event=event, next_attempt_at=now, created_at=now)
-            )
+            _owe_webhook(job, "job.failed" if status is JobStatus.DEAD else f"job.{status.value}", now)
 
     # -- accept ---------------------------------------------------------------------------------------------
 
@@ -263,6 +256,7 @@ class SqlJobStore:
         claim_for: tuple[str, float] | None = None,
         idempotency_ttl_s: float | None = None,
         webhook_url: str | None = None,
+        webhook_on_start: bool = False,
     ) -> JobRecord:
         """Record a new queued job; it is committed when this returns.
 
@@ -284,6 +278,8 @@ class SqlJobStore:
                 spares an idle service a claim round trip. Otherwise it is queued as usual.
             webhook_url: Where the job's end is POSTed: the transaction that ends it also writes the delivery
                 to the outbox (``webhook_deliveries``), which :mod:`serve_app.webhooks` sends.
+            webhook_on_start: Also POST ``job.started`` to ``webhook_url`` when each attempt starts (written in
+                the transaction that starts it).
 
         Returns:
             The new job (``running`` if it was claimed), or the existing one for a repeated idempotency key.
@@ -326,6 +322,7 @@ class SqlJobStore:
             idempotency_key,
             claim_for,
             webhook_url,
+            webhook_on_start,
         )
         # A repeated idempotency key is found by the unique index on insert, not by a lookup first: the
         # common case (a new key) then costs one transaction instead of two.
@@ -376,11 +373,13 @@ class SqlJobStore:
         idempotency_key: str | None,
         claim_for: tuple[str, float] | None,
         webhook_url: str | None = None,
+        webhook_on_start: bool = False,
     ) -> JobRecord:
         now = self._clock()
         async with self._tx() as session:
             job = Job(
                 webhook_url=webhook_url,
+                webhook_on_start=bool(webhook_url) and webhook_on_start,
                 id=uuid.uuid4(),
                 tenant=owner_tenant(),
                 kind=kind,
@@ -425,6 +424,8 @@ class SqlJobStore:
         started["backend"] = backend
         if backend != "auto":
             job.backend = backend
+        if job.webhook_url and job.webhook_on_start:
+            _owe_webhook(job, "job.started", now)
         return self._append(session, job, "started", started, now)
 
     @staticmethod
@@ -1118,3 +1119,13 @@ class SqlJobStore:
             )
             for row in rows
         ]
+
+
+def _owe_webhook(job: Job, event: str, now: datetime) -> None:
+    """Adds ``event``'s delivery to the outbox in the transaction that holds ``job``: it commits with the change
+    it reports, or neither does, so a crash before the delivery still delivers once the service is back
+    (serve_app/webhooks)."""
+    session = object_session(job)
+    assert session is not None, "a job changes inside its transaction"
+    assert job.webhook_url is not None
+    session.add(WebhookDelivery(job_id=job.id, url=job.webhook_url, event=event, next_attempt_at=now, created_at=now))

@@ -95,6 +95,27 @@ async def test_the_outbox_row_commits_with_the_jobs_end(engine: AsyncEngine) -> 
     assert await outbox.take_due(10, lease_s=60) == []  # taken: not handed out again until the lease runs out
 
 
+async def test_on_start_a_delivery_commits_with_each_attempts_start(engine: AsyncEngine, clock: Any) -> None:
+    store = SqlJobStore(engine, clock=clock)
+    outbox = WebhookOutbox(engine)
+    told = await store.submit("image", {"n": 1}, webhook_url="http://hooks.example/s", webhook_on_start=True)
+    plain = await store.submit("image", {"n": 2}, webhook_url="http://hooks.example/p")
+    flag_alone = await store.submit("image", {"n": 3}, webhook_on_start=True)  # no URL: nothing to tell
+    assert await outbox.for_job(told.id) == []  # queued: not started yet
+    await store.claim("d1", lease_s=30, limit=3)
+    assert [d.event for d in await outbox.for_job(told.id)] == ["job.started"]
+    assert await outbox.for_job(plain.id) == [] and await outbox.for_job(flag_alone.id) == []
+    await store.fail(told.id, "d1", "replica died", transient=True)  # back to the queue
+    await store.complete(plain.id, "d1")
+    await store.complete(flag_alone.id, "d1")
+    clock.advance(3600)  # past any backoff
+    [again] = await store.claim("d1", lease_s=30, limit=3)
+    assert again.id == told.id and again.attempts == 2
+    await store.complete(told.id, "d1")
+    assert [d.event for d in await outbox.for_job(told.id)] == ["job.started", "job.started", "job.succeeded"]
+    assert [d.event for d in await outbox.for_job(plain.id)] == ["job.succeeded"]  # the end only, as before
+
+
 def _deliverer(engine: AsyncEngine, store: SqlJobStore, **kw: Any) -> WebhookDeliverer:
     return WebhookDeliverer(
         WebhookOutbox(engine),
