@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from typing import IO, Any
 
+from serve_app.auth.tenant import CURRENT_TENANT
+
 __all__ = [
     "CONTEXT_FIELDS",
     "JOB_ID",
@@ -58,8 +60,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("limner_request_id", default=Non
 """The HTTP request's id (``X-Request-ID``), set by the request middleware."""
 JOB_ID: ContextVar[str | None] = ContextVar("limner_job_id", default=None)
 """The job being run or submitted."""
-TENANT: ContextVar[str | None] = ContextVar("limner_tenant", default=None)
-"""Who the request is for (an API key's tenant). A log field only: never a metric tag."""
+TENANT: ContextVar[str | None] = CURRENT_TENANT
+"""Who the request or job is for: the auth layer's tenant scope itself (serve_app/auth/tenant.py), so every line
+written under a scope names it. Set it with ``tenant_scope``; never a metric tag."""
 ROUTE: ContextVar[str | Callable[[], str | None] | None] = ContextVar("limner_route", default=None)
 """The route template; or a function returning it, read when a line is written (the middleware sets one before
 routing, which finds the template later)."""

@@ -270,3 +270,25 @@ def test_themes_are_per_tenant_and_builtins_are_shared(keyed: tuple[TestClient, 
     assert theirs.status_code == 201 and theirs.json()["id"] != made.json()["id"]  # the same name, its own theme
     assert client.get(f"{styles}/house-style", headers=a).json()["raw"]["fragments"] == ["ink wash"]
     assert client.get(f"{styles}/ink-and-wash", headers=b).status_code == 200  # a built-in: shared, read-only
+
+
+def test_json_log_lines_of_a_keyed_request_name_its_tenant_and_never_its_key(keyed: tuple[TestClient, Keys]) -> None:
+    import io
+    import json
+
+    from serve_app.observability.logs import configure_logging
+
+    client, keys = keyed
+    key, _ = keys.make(["images:read"], tenant="logged-guild")
+    out = io.StringIO()
+    configure_logging(json=True, stream=out)
+    try:
+        missing = uuid.uuid4()
+        assert client.get(f"{JOBS}/{missing}", headers={"Authorization": f"Bearer {key}"}).status_code == 404
+    finally:
+        configure_logging(json=False)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    mine = [line for line in lines if str(missing) in line["message"]]
+    assert mine and all(line["tenant"] == "logged-guild" for line in mine), lines
+    assert all(line["route"] == "/api/v2/images/jobs/{job_id}" and line.get("request_id") for line in mine)
+    assert key not in out.getvalue()
