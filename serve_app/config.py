@@ -200,6 +200,12 @@ class IngressConfig(_Section):
         description="Browser origins allowed to call the API (a Foundry VTT module runs in the browser), e.g. "
         '"http://localhost:30000"; empty: no CORS headers at all.',
     )
+    signed_url_ttl_s: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86400,
+        description="How long an OpenAI-compatible `response_format: url` link works (signed with LIMNER_URL_SECRET).",
+    )
 
 
 class JobsConfig(_Section):
@@ -617,6 +623,11 @@ class Settings(BaseSettings):
     )
     store_url: SecretStr | None = Field(None, description="fsspec URL of the asset store; default: data_dir/assets.")
     public_base_url: str | None = Field(None, description="CDN base URL used in asset links instead of /api/v2/assets.")
+    url_secret: SecretStr | None = Field(
+        None,
+        description="Signs the OpenAI-compatible API's image URLs (any long random string, the same on every replica); "
+        "unset: a random key per process, so links stop working on restart and on other replicas.",
+    )
     model_cache: str = Field(
         "~/.cache/limner/models", description="Where the tiny model is built (LIMNER_MODEL_CACHE)."
     )

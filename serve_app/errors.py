@@ -49,6 +49,7 @@ from serve_app.subjects import SubjectNotFound
 from serve_app.themes.base import ThemeConflict, ThemeNotFound, ThemeReadOnly
 
 __all__ = [
+    "BODY_ERRORS",
     "INTERNAL_FAILURE",
     "BackendFailed",
     "BadRequest",
@@ -346,7 +347,7 @@ class ErrorResponse(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "The body could not be parsed (a number over 4300 digits, nesting too deep).",
+    400: "The body could not be parsed (not UTF-8, a number over 4300 digits, nesting too deep).",
     401: "No valid credentials.",
     403: "The credentials lack the scope this route needs.",
     404: "Not found.",
@@ -361,6 +362,13 @@ _DESCRIPTIONS = {
     503: "Overloaded or not ready; retry after `Retry-After` seconds.",
     504: "The job did not finish in time; it goes on and can be polled.",
 }
+
+
+BODY_ERRORS = (400, 413, 415, 422)
+"""What every route that reads a JSON body can answer before it runs: a body that does not parse (400), one longer
+than the limit (413, :class:`~serve_app.api.middleware.BodyLimit`), one that is not JSON (415,
+:class:`~serve_app.api.middleware.JsonOnly`), one that does not validate (422). Such a route's ``responses=``
+starts with ``error_responses(*BODY_ERRORS, ...)``."""
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -417,8 +425,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = [p for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        param = field_path(*loc) or None
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        if first.get("type") == "json_invalid":
+            # FastAPI's loc here is ("body", the character offset): the field at fault is the body, not "[17]".
+            reason = (first.get("ctx") or {}).get("error") or first.get("msg")
+            where = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
+            param, message = "body", f"body: not valid JSON ({reason}{where})"
+        else:
+            param = field_path(*loc) or None
+            message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
         err = InvalidRequest(message, param=param)
         logger.warning("%s %s → 422: %s", request.method, request.url.path, message)
         return _render(err)

@@ -35,7 +35,7 @@ async def cache_stats(edge: EdgeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/zmq/stats", summary="Counters of the Experimance ZMQ bridge")
+@router.get("/zmq/stats", summary="Counters of the Experimance ZMQ bridge", responses=error_responses(404))
 async def zmq_stats(edge: EdgeDep) -> dict[str, Any]:
     """Requests, replies, fallbacks (by cause), drops (by reason), queue and generation latency sums."""
     if edge.handles.bridge_stats is None:
@@ -46,7 +46,7 @@ async def zmq_stats(edge: EdgeDep) -> dict[str, Any]:
 @router.get(
     "/costs",
     summary="What the paid APIs cost, by backend and by source",
-    responses=error_responses(422),
+    responses=error_responses(404, 422),
 )
 async def costs(edge: EdgeDep, since: datetime | None = None) -> dict[str, Any]:
     """``{since, total_usd, by_backend, by_source, budgets}`` of every paid image since ``since`` (ISO 8601; an
@@ -69,7 +69,7 @@ async def costs(edge: EdgeDep, since: datetime | None = None) -> dict[str, Any]:
     return {**summary, "budgets": budgets}
 
 
-@router.get("/remote/stats", summary="Counters of each configured paid API")
+@router.get("/remote/stats", summary="Counters of each configured paid API", responses=error_responses(404))
 async def remote_stats(edge: EdgeDep) -> dict[str, Any]:
     """Per backend: images made, calls, retries, failures, in flight and the circuit's state."""
     remote = edge.handles.remote

@@ -7,7 +7,7 @@ deployment builds the edge over deployment handles; tests build it over plain ob
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
@@ -39,6 +39,8 @@ def create_api(edge: Edge | None) -> FastAPI:
         overlays,
         themes,
     )
+    from serve_app.api.compat import a1111 as a1111_compat
+    from serve_app.api.compat import openai as openai_compat
 
     app = FastAPI(
         title="limner",
@@ -74,4 +76,36 @@ def create_api(edge: Edge | None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(assets.router)
     app.include_router(admin.router)
+    app.include_router(a1111_compat.router)  # /sdapi/v1/*, HEAD /, /config, /login
+    app.include_router(openai_compat.router)
+    _document_auth_errors(app)
     return app
+
+
+def _document_auth_errors(app: FastAPI) -> None:
+    """Adds the guard's answers (401, 403, 429 in the one error shape) to every operation that needs a scope
+    (serve_app/auth/scopes.py), unless the route declared its own (the OpenAI-compatible routes answer in
+    OpenAI's shape). Done on the generated document: the guard is one app-wide dependency, not a route's."""
+    from serve_app.auth.scopes import ROUTE_SCOPES
+    from serve_app.errors import error_responses
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)  # FastAPI's own document (the error shape is among its schemas)
+        ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        assert "ErrorResponse" in schema.get("components", {}).get("schemas", {})
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if ROUTE_SCOPES.get((method.upper(), path)) is None:
+                    continue
+                answers = operation.setdefault("responses", {})
+                for code, entry in error_responses(401, 403, 429).items():
+                    answers.setdefault(
+                        str(code),
+                        {"description": entry["description"], "content": {"application/json": {"schema": ref}}},
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -17,7 +17,7 @@ from serve_app.api.deps import EdgeDep
 from serve_app.api.job_routes import add_job_route
 from serve_app.api.protocol.campaign import CampaignMapBody, CampaignRouteBody, CampaignSpecBody
 from serve_app.api.responses import IMAGES_PREFIX
-from serve_app.errors import InvalidRequest, error_responses
+from serve_app.errors import BODY_ERRORS, InvalidRequest, error_responses
 from serve_app.jobs.kinds.campaign import campaign_links
 from serve_app.jobs.kinds.map import MAPS_PREFIX
 from serve_app.overlays.store import OverlayRecord
@@ -45,7 +45,7 @@ add_job_route(
 @router.post(
     "/campaign/route",
     summary="Plan a route on a campaign map",
-    responses=error_responses(404, 422),
+    responses=error_responses(*BODY_ERRORS, 404),
 )
 async def plan_route(body: CampaignRouteBody, edge: EdgeDep) -> JSONResponse:
     """The cheapest route between two POIs (or points) over the map's roads and open terrain: A* over a cost
@@ -56,7 +56,7 @@ async def plan_route(body: CampaignRouteBody, edge: EdgeDep) -> JSONResponse:
     return JSONResponse(plan)
 
 
-@router.post("/campaign/measure", summary="What a campaign spec measures", responses=error_responses(422))
+@router.post("/campaign/measure", summary="What a campaign spec measures", responses=error_responses(*BODY_ERRORS))
 async def measure(body: CampaignSpecBody, edge: EdgeDep) -> JSONResponse:
     """Route miles and days, region and territory areas, the territory holding each POI and the party's days, at
     once: no image, no job. A bad spec is a 422 naming the field."""

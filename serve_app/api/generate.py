@@ -13,7 +13,7 @@ from serve_app.api.deps import ImagesDep, JobsDep
 from serve_app.api.job_routes import WEBHOOK
 from serve_app.api.protocol import GenerateImageRequest, JobResponse
 from serve_app.api.responses import accept_job
-from serve_app.errors import error_responses
+from serve_app.errors import BODY_ERRORS, error_responses
 from serve_app.jobs.kinds.generate import GenerateRequest
 from serve_app.jobs.service import SubmitOptions
 from serve_app.schemas import PartialRequest
@@ -48,7 +48,7 @@ def to_request(body: GenerateImageRequest) -> GenerateRequest:
             "content": {media: {} for media in FORMATS.values()},
             "description": "The image. `X-Seed`, `X-Request-Hash`, `X-Image-Id` and `X-Job-Id` identify it.",
         },
-        **error_responses(400, 413, 422, 500, 503, 504),
+        **error_responses(*BODY_ERRORS, 404, 500, 503, 504),
     },
 )
 async def generate(body: GenerateImageRequest, jobs: JobsDep, images: ImagesDep) -> Response:
@@ -81,7 +81,7 @@ async def generate(body: GenerateImageRequest, jobs: JobsDep, images: ImagesDep)
     response_model=JobResponse,
     responses={
         200: {"model": JobResponse, "description": "Finished within `wait`."},
-        **error_responses(400, 409, 413, 422, 503),
+        **error_responses(*BODY_ERRORS, 404, 409, 503),
     },
 )
 async def submit_job(

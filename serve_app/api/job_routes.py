@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse
 from serve_app.api.deps import ImagesDep, JobsDep
 from serve_app.api.protocol import JobResponse
 from serve_app.api.responses import accept_job
-from serve_app.errors import error_responses
+from serve_app.errors import BODY_ERRORS, error_responses
 
 __all__ = ["JOB_RESPONSES", "WEBHOOK", "add_job_route"]
 
 JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": JobResponse, "description": "Finished within `wait`."},
-    **error_responses(404, 409, 413, 422, 503),
+    **error_responses(*BODY_ERRORS, 404, 409, 503),
 }
 
 _WAIT = Annotated[float, Query(ge=0, le=600, allow_inf_nan=False, description="Seconds to wait for the result.")]

@@ -21,10 +21,10 @@ from serve_app.api.campaign import campaign_document
 from serve_app.api.deps import EdgeDep
 from serve_app.api.job_routes import add_job_route
 from serve_app.api.overlays import answer_overlay, overlay_document, parse_if_match
-from serve_app.api.protocol.campaign import CampaignSpecBody
-from serve_app.api.protocol.overlays import OverlayResponse, TacticalMapBody, UvttImportResponse
+from serve_app.api.protocol.campaign import CampaignMapResponse, CampaignSpecBody
+from serve_app.api.protocol.overlays import MapResponse, TacticalMapBody, UvttImportResponse
 from serve_app.api.responses import IMAGES_PREFIX
-from serve_app.errors import InvalidRequest, error_responses
+from serve_app.errors import BODY_ERRORS, BadRequest, InvalidRequest, error_responses
 from serve_app.jobs.kinds.map import MAPS_PREFIX, map_links
 from serve_app.overlays.models import OverlayBody
 from serve_app.overlays.store import OverlayNotFound, OverlayRecord
@@ -80,9 +80,13 @@ def _map_document(record: OverlayRecord) -> dict[str, Any]:
     return doc
 
 
-@router.get("/{map_id}", summary="A map", response_model=OverlayResponse, responses=error_responses(404))
+MAP_RESPONSE = MapResponse | CampaignMapResponse
+"""What a map's routes answer: a tactical map's document has ``geometry``, a campaign map's ``data``."""
+
+
+@router.get("/{map_id}", summary="A map", response_model=MAP_RESPONSE, responses=error_responses(404))
 @router.get(
-    "/{map_id}/overlay", summary="A map's overlay spec", response_model=OverlayResponse, responses=error_responses(404)
+    "/{map_id}/overlay", summary="A map's overlay spec", response_model=MAP_RESPONSE, responses=error_responses(404)
 )
 async def get_map(map_id: str, edge: EdgeDep) -> JSONResponse:
     """The map: its spec, the clean background, the current render and its links. A tactical map's document has
@@ -139,8 +143,8 @@ _uvtt_route("dd2vtt")
         }
     },
     responses={
-        200: {"model": OverlayResponse, "content": {"image/png": {}}, "description": "Re-drawn."},
-        **error_responses(404, 409, 413, 422),
+        200: {"model": MAP_RESPONSE, "content": {"image/png": {}}, "description": "Re-drawn."},
+        **error_responses(*BODY_ERRORS, 404, 409),
     },
 )
 async def put_map_overlay(
@@ -153,9 +157,9 @@ async def put_map_overlay(
     """Re-draws the map's clean background with this spec as version n + 1: for a tactical map an overlay spec
     (move a token, add a fireball), for a campaign map the whole campaign spec (move the party a day on, hand a
     town to another faction). The art is never regenerated."""
+    raw = await _json_body(request)  # first, as FastAPI reads a declared body before the route looks anything up
     record = await _map(edge, map_id)
     expected = parse_if_match(if_match)
-    raw = await _json_body(request)
     if record.kind == CAMPAIGN:
         spec = _validated(CampaignSpecBody, raw)
         done = await edge.overlays.campaign.update(map_id, spec.to_doc(), expected_version=expected)
@@ -169,12 +173,16 @@ async def put_map_overlay(
 
 
 async def _json_body(request: Request) -> Any:
+    """The body as JSON, refused as FastAPI refuses a declared body: 422 for a JSON syntax error (where it
+    breaks), 400 for bytes it cannot parse at all (not UTF-8, nested too deep, a number too long)."""
+    data = await request.body()
     try:
-        return await request.json()
-    except ValueError:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": None}]
-        ) from None
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}]) from None
+    except (ValueError, RecursionError):
+        raise BadRequest("There was an error parsing the body", param="body") from None
 
 
 def _validated(model: type[_Model], raw: Any) -> _Model:

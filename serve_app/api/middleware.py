@@ -31,6 +31,7 @@ RAW_BODY_PATHS = (
     "/api/v2/images/uploads",  # the image's own bytes
     "/api/v2/images/maps/import",  # a .dd2vtt / .uvtt file as it is on disk
     "/api/v2/images/maps/campaign/import",  # a GeoJSON file as it is on disk
+    "/v1/images/edits",  # OpenAI's multipart form (image, mask, prompt), parsed by serve_app/api/compat/openai.py
 )
 """Routes that read their body themselves, whatever its content type."""
 

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from serve_app.api.deps import EdgeDep
 from serve_app.api.protocol.overlays import GeometryResponse, OverlayResponse
 from serve_app.api.responses import IMAGES_PREFIX
-from serve_app.errors import InvalidRequest, error_responses
+from serve_app.errors import BODY_ERRORS, InvalidRequest, error_responses
 from serve_app.overlays.models import OverlayBody
 from serve_app.overlays.service import OverlayService, RenderedOverlay
 from serve_app.overlays.store import OverlayRecord
@@ -93,7 +93,7 @@ def _service(edge: EdgeDep) -> OverlayService:
     "/overlays/geometry",
     summary="What a spec covers, costs and reaches",
     response_model=GeometryResponse,
-    responses=error_responses(422),
+    responses=error_responses(*BODY_ERRORS),
 )
 async def geometry(body: OverlayBody, edge: EdgeDep) -> GeometryResponse:
     """Cells covered by each template under its rule, each token's footprint and centre, each path's cells and
@@ -104,7 +104,7 @@ async def geometry(body: OverlayBody, edge: EdgeDep) -> GeometryResponse:
 
 _CREATED = {
     201: {"model": OverlayResponse, "content": {"image/png": {}}, "description": "Drawn and recorded."},
-    **error_responses(404, 413, 422),
+    **error_responses(*BODY_ERRORS, 404),
 }
 
 
@@ -131,7 +131,7 @@ async def get_overlay(overlay_id: str, edge: EdgeDep) -> Response:
     summary="The next version of an overlay",
     responses={
         200: {"model": OverlayResponse, "content": {"image/png": {}}, "description": "Re-drawn."},
-        **error_responses(404, 409, 413, 422),
+        **error_responses(*BODY_ERRORS, 404, 409),
     },
 )
 async def put_overlay(

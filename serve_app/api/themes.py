@@ -24,7 +24,7 @@ from serve_app.api.protocol.themes import (
     ThemeVersionList,
     ThemeVersionResponse,
 )
-from serve_app.errors import InvalidRequest, error_responses
+from serve_app.errors import BODY_ERRORS, InvalidRequest, error_responses
 from serve_app.themes.base import ThemeRecord
 
 __all__ = ["STYLES_PREFIX", "resolved_json", "router"]
@@ -93,7 +93,7 @@ async def list_themes(
     summary="Create a theme",
     status_code=201,
     response_model=ThemeResponse,
-    responses=error_responses(409, 422),
+    responses=error_responses(*BODY_ERRORS, 409),
 )
 async def create_theme(body: ThemeBody, themes: ThemesDep) -> JSONResponse:
     """Validates the theme (its chain resolves, settings and sizes fit the model, the text passes the content
@@ -120,7 +120,7 @@ async def get_theme(
     "/{ref}",
     summary="Change a theme (a new version)",
     response_model=ThemeResponse,
-    responses=error_responses(403, 404, 409, 422),
+    responses=error_responses(*BODY_ERRORS, 403, 404, 409),
 )
 async def update_theme(ref: str, body: ThemeUpdate, themes: ThemesDep) -> ThemeResponse:
     """Writes the whole theme as a new immutable version; earlier versions stay readable and usable
@@ -163,7 +163,7 @@ async def theme_versions(ref: str, themes: ThemesDep) -> ThemeVersionList:
     "/{ref}/preview",
     summary="What the theme makes of a sample request (nothing is generated)",
     response_model=PreviewResponse,
-    responses=error_responses(404, 422),
+    responses=error_responses(*BODY_ERRORS, 404),
 )
 async def preview_theme(ref: str, body: PreviewRequest, edge: EdgeDep) -> PreviewResponse:
     """Composes a sample request of `kind` with the theme (and `variation`) exactly as a job would: the

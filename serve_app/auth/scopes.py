@@ -88,6 +88,48 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], str | None]] = {
     ("DELETE", f"{_V2}/{{image_id}}"): DELETE,
     ("GET", f"{_V2}/{{image_id}}/file"): READ,
     ("GET", f"{_V2}/{{image_id}}/versions"): READ,
+    # OpenAI-compatible API (serve_app/api/compat/openai.py)
+    ("POST", "/v1/images/generations"): GENERATE,
+    ("POST", "/v1/images/edits"): GENERATE,
+    ("GET", "/v1/models"): READ,
+    ("GET", "/v1/images/files/{name}"): None,  # a signed, expiring URL: the signature is the capability
+    # A1111-compatible API (serve_app/api/compat/a1111.py), each route also with a trailing slash. Reads, lists and
+    # progress need images:read (so AIYA detects auth by a 401 on cmd-flags); POST /options too, since it keeps
+    # nothing. Interrupt and skip cancel the caller's own jobs: part of making them. Gradio's /config and /login are
+    # probed before any credentials and reveal nothing. HEAD / is a plain route outside this table (and the
+    # OpenAPI document), open: route_scope looks HEAD up as GET, and there is no GET /.
+    **{
+        (method, f"/sdapi/v1/{path}{tail}"): scope
+        for (method, path), scope in {
+            ("POST", "txt2img"): GENERATE,
+            ("POST", "img2img"): GENERATE,
+            ("POST", "png-info"): READ,
+            ("GET", "progress"): READ,
+            ("POST", "interrupt"): GENERATE,
+            ("POST", "skip"): GENERATE,
+            ("GET", "options"): READ,
+            ("POST", "options"): READ,
+            ("GET", "sd-models"): READ,
+            ("GET", "samplers"): READ,
+            ("GET", "schedulers"): READ,
+            ("GET", "upscalers"): READ,
+            ("GET", "latent-upscale-modes"): READ,
+            ("GET", "sd-vae"): READ,
+            ("GET", "prompt-styles"): READ,
+            ("GET", "face-restorers"): READ,
+            ("GET", "loras"): READ,
+            ("GET", "hypernetworks"): READ,
+            ("GET", "embeddings"): READ,
+            ("GET", "cmd-flags"): READ,
+            ("GET", "scripts"): READ,
+        }.items()
+        for tail in ("", "/")
+    },
+    **{
+        (method, f"/{path}{tail}"): None
+        for method, path in (("GET", "config"), ("POST", "login"))
+        for tail in ("", "/")
+    },
     # Operators
     ("GET", "/api/v2/admin/generator/stats"): ADMIN,
     ("GET", "/api/v2/admin/cache/stats"): ADMIN,
@@ -95,8 +137,8 @@ ROUTE_SCOPES: Final[Mapping[tuple[str, str], str | None]] = {
     ("GET", "/api/v2/admin/costs"): ADMIN,
     ("GET", "/api/v2/admin/remote/stats"): ADMIN,
 }
-"""``(method, route template) → scope`` for every route of the app; ``None``: open. ``HEAD`` is looked up as
-``GET``."""
+"""``(method, route template) → scope`` for every route of the app; ``None``: open. ``HEAD`` falls back to
+``GET``'s entry."""
 
 _MISSING = object()
 
@@ -107,8 +149,9 @@ def route_scope(method: str, template: str) -> str | None:
     Raises:
         KeyError: The route is not in :data:`ROUTE_SCOPES` (callers refuse it).
     """
-    method = "GET" if method == "HEAD" else method
     scope = ROUTE_SCOPES.get((method, template), _MISSING)
+    if scope is _MISSING and method == "HEAD":  # a GET route answers HEAD too
+        scope = ROUTE_SCOPES.get(("GET", template), _MISSING)
     if scope is _MISSING:
         raise KeyError((method, template))
     return scope  # type: ignore[return-value]

@@ -44,6 +44,16 @@ def test_the_scope_table_lists_exactly_the_apps_routes() -> None:
     assert {s for s in ROUTE_SCOPES.values() if s is not None} <= set(SCOPES)
 
 
+def test_every_route_that_needs_a_key_documents_the_guards_answers() -> None:
+    paths = create_api(None).openapi()["paths"]
+    for (method, path), scope in ROUTE_SCOPES.items():
+        declared = set(paths[path][method.lower()]["responses"])
+        if scope is None:
+            assert "401" not in declared, (method, path)  # an open route never asks for a key
+        else:
+            assert {"401", "403", "429"} <= declared, (method, path)
+
+
 def _url(template: str) -> str:
     return _PARAM.sub(lambda m: _FILL.get(m.group(1), str(uuid.uuid4())), template)
 

@@ -106,6 +106,32 @@ def test_a_campaign_map_job_records_art_background_render_and_measured_data(
     assert map_id == client.get(f"{MAPS}/{map_id}").json()["id"]
 
 
+def test_a_campaign_maps_document_is_the_one_its_routes_declare(
+    client_module: TestClient, made: dict[str, Any]
+) -> None:
+    """Found by the schemathesis run (tests/api/test_fuzz.py): ``GET /maps/{id}`` and ``/maps/{id}/overlay``
+    declared only the tactical map's document (``geometry`` required), and a campaign map's has ``data`` instead.
+    They declare either now, and a campaign map's answer is exactly :class:`CampaignMapResponse`."""
+    from serve_app.api.app import create_api
+    from serve_app.api.protocol.campaign import CampaignMapResponse
+
+    map_id = made["result"]["data"]["map_id"]
+    for suffix in ("", "/overlay"):
+        r = client_module.get(f"{MAPS}/{map_id}{suffix}")
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert set(doc) == set(CampaignMapResponse.model_fields), doc.keys()
+        CampaignMapResponse.model_validate(doc)
+    paths = create_api(None).openapi()["paths"]
+    for path, method in (
+        (f"{MAPS}/{{map_id}}", "get"),
+        (f"{MAPS}/{{map_id}}/overlay", "get"),
+        (f"{MAPS}/{{map_id}}/overlay", "put"),
+    ):
+        schema = paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert {"$ref": "#/components/schemas/CampaignMapResponse"} in schema["anyOf"], (method, path)
+
+
 def test_moving_the_party_makes_a_new_version_on_unchanged_art(client_module: TestClient, made: dict[str, Any]) -> None:
     client = client_module
     data = made["result"]["data"]

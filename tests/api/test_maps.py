@@ -107,6 +107,23 @@ def test_a_tactical_map_job_records_the_art_the_background_and_the_render(
     assert "top-down" in data["prompt"] and "crypt" in data["prompt"]
 
 
+def test_a_tactical_maps_document_is_the_one_its_routes_declare(
+    client_module: TestClient, made: dict[str, Any]
+) -> None:
+    """The map routes declared :class:`OverlayResponse`; a map's document also names the job that made it, and a
+    campaign map's is another document altogether (tests/api/test_campaign.py): a tactical map answers exactly
+    :class:`MapResponse` now."""
+    from serve_app.api.protocol.overlays import MapResponse
+
+    map_id = made["result"]["data"]["map_id"]
+    for suffix in ("", "/overlay"):
+        r = client_module.get(f"{MAPS}/{map_id}{suffix}")
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert set(doc) == set(MapResponse.model_fields), doc.keys()
+        assert MapResponse.model_validate(doc).job_id == made["id"]
+
+
 def test_walls_closed_doors_and_windows_block_movement_open_doors_do_not(client_module: TestClient) -> None:
     client = client_module
     grid = {"type": "square", "cols": 8, "rows": 6, "cell_px": 32}

@@ -41,7 +41,17 @@ from tests.services import (  # noqa: F401  (fixtures, re-exported for this fold
 T = TypeVar("T")
 
 # Children first, so deleting never trips a foreign key.
-_TABLES = ("api_keys", "job_events", "webhook_deliveries", "overlays", "jobs", "images", "subjects", "theme_versions", "themes")
+_TABLES = (
+    "api_keys",
+    "job_events",
+    "webhook_deliveries",
+    "overlays",
+    "jobs",
+    "images",
+    "subjects",
+    "theme_versions",
+    "themes",
+)
 
 
 class FakeClock:

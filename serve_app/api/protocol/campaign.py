@@ -4,6 +4,7 @@ one (``regions[2].terrain``), so there is one set of rules, shared with stored s
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,9 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from serve_app.api.protocol.overlays import RenderSettings
 from serve_app.jobs.kinds.campaign import CampaignMapRequest
 
-__all__ = ["CampaignMapBody", "CampaignRouteBody", "CampaignSpecBody"]
+__all__ = ["CampaignMapBody", "CampaignMapResponse", "CampaignRouteBody", "CampaignSpecBody"]
 
 _ITEMS = 2000
+
+
+class CampaignMapResponse(BaseModel):
+    """A campaign map at its current version (``serve_app.api.campaign.campaign_document``): what it measures is
+    ``data``, where a tactical map has ``geometry``."""
+
+    id: str
+    kind: str
+    version: int
+    image_id: str | None = Field(..., description="The render of this version (a derived version of the background).")
+    background_image_id: str
+    spec: dict[str, Any]
+    data: dict[str, Any] = Field(..., description="Route miles and days, region and territory areas, the party's days.")
+    job_id: str | None = Field(..., description="The job that generated the map's art.")
+    created_at: datetime
+    updated_at: datetime
+    links: dict[str, str]
 
 
 class CanvasBody(BaseModel):

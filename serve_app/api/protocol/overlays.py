@@ -12,7 +12,14 @@ from serve_app.enhance.models import EnhanceStep
 from serve_app.jobs.kinds.map import TacticalMapRequest
 from serve_app.overlays.models import OverlayBody
 
-__all__ = ["GeometryResponse", "OverlayResponse", "RenderSettings", "TacticalMapBody", "UvttImportResponse"]
+__all__ = [
+    "GeometryResponse",
+    "MapResponse",
+    "OverlayResponse",
+    "RenderSettings",
+    "TacticalMapBody",
+    "UvttImportResponse",
+]
 
 
 class GeometryResponse(BaseModel):
@@ -38,6 +45,12 @@ class OverlayResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     links: dict[str, str]
+
+
+class MapResponse(OverlayResponse):
+    """A tactical map at its current version: its overlay document, the map's links and the job that made it."""
+
+    job_id: str | None = Field(..., description="The job that generated the map's art.")
 
 
 class RenderSettings(BaseModel):

@@ -1,6 +1,10 @@
 """The ``generate`` kind: one image from a prompt (text-to-image, or image-to-image / ControlNet from images
 the request brought), answered from the result cache when the same seeded request was made before.
 
+``count`` > 1 makes a family of images in the one job: seeds ``seed``, ``seed + 1``, ... of the same composed
+request, queued together so the generator runs them as one batch (the OpenAI API's ``n``). With ``count`` 1 the
+payload, its hash and the job are exactly what they were before families existed.
+
 Its route is serve_app/api/generate.py (``POST /api/v2/images/generate`` and ``POST /api/v2/images/jobs``);
 the Experimance bridge submits the same request type with its style and conditioning images.
 """
@@ -30,7 +34,10 @@ if TYPE_CHECKING:
     from serve_app.jobs.dispatcher import ProgressFn
     from serve_app.jobs.stages import Stages
 
-__all__ = ["GenerateKind", "GeneratePayload", "GenerateRequest", "generation_fields"]
+__all__ = ["MAX_COUNT", "GenerateKind", "GeneratePayload", "GenerateRequest", "family_seed", "generation_fields"]
+
+MAX_COUNT = 10
+"""Most images of one generate job (OpenAI's ``n`` allows 1 to 10)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class GenerateRequest:
         enhance: Steps run in order after generation (``face-fix``, ``upscale``, ``restyle``), each kept as its
             own version.
         backend: ``local``, ``auto`` or a configured paid API; None: ``remote.routing.default``.
+        count: Images to make, 1 to :data:`MAX_COUNT`: a family of consecutive seeds (see :func:`family_seed`).
     """
 
     partial: PartialRequest
@@ -66,6 +74,7 @@ class GenerateRequest:
     door: str = "http"
     enhance: tuple[Any, ...] = ()
     backend: str | None = None
+    count: int = 1
 
 
 class GeneratePayload(KindPayload):
@@ -80,6 +89,10 @@ class GeneratePayload(KindPayload):
     theme_id: str | None = Field(None, description="Id of the theme applied (see ``theme`` for its version).")
     theme: dict[str, Any] | None = Field(None, description="The theme used: id, name, version, variation, chain.")
     enhance: list[dict[str, Any]] = Field(default_factory=list, description="Steps after generation, as accepted.")
+    count: int = Field(1, description="Images in the family (seeds seed, seed + 1, ...).")
+    hashes: list[str] = Field(
+        default_factory=list, description="With count > 1: the request hash of each image (the first is request_hash)."
+    )
 
     async def composed(self, stages: Stages) -> ComposedRequest:
         """The generation request this payload describes, with its images loaded from the store."""
@@ -103,8 +116,12 @@ class GenerateKind:
         """Composes the request once: an unseeded one gets its seed here, so a retry draws the same image, and
         is marked not cacheable (it asks for a new image, not a remembered one). Images are stored first; the
         job refers to them by hash."""
+        if not 1 <= request.count <= MAX_COUNT:
+            raise InputError("count", request.count, f"1 to {MAX_COUNT}")
         given = {k: v for k, v in asdict(request.partial).items() if v is not None}
-        identity = {"request": dict(given), "format": request.format}
+        identity: dict[str, Any] = {"request": dict(given), "format": request.format}
+        if request.count > 1:
+            identity["count"] = request.count
         if request.theme is not None:
             identity.update(theme=request.theme, variation=request.variation)
         if request.theme is not None and request.style is not None:
@@ -141,6 +158,12 @@ class GenerateKind:
         backend = await stages.route(request.backend, generation)
         if request.backend is not None:
             identity["backend"] = request.backend
+        hashes = [
+            backend_hash(
+                request_hash(replace(generation, seed=family_seed(generation.seed, i)), init_sha, control_sha), backend
+            )
+            for i in range(request.count)
+        ]
         payload = GeneratePayload(
             backend=backend,
             request=given,
@@ -149,11 +172,13 @@ class GenerateKind:
             style=None if style is None else style.name,
             theme_id=None if theme is None else str(theme.id),
             theme=None if theme is None else theme.record(),
-            request_hash=backend_hash(request_hash(generation, init_sha, control_sha), backend),
+            request_hash=hashes[0],
             generation=generation_fields(generation),
             init_image=init_sha,
             control_image=control_sha,
             enhance=steps.steps,
+            count=request.count,
+            hashes=hashes if request.count > 1 else [],
         )
         return Accepted(payload, identity)
 
@@ -163,6 +188,8 @@ class GenerateKind:
         record = (
             {} if payload.theme is None else {"theme_id": payload.theme_id, "theme_version": payload.theme["version"]}
         )
+        if payload.count > 1:
+            return await self._run_family(payload, composed, stages, progress, record)
         phases = 1 + len(payload.enhance)
         image_id = await stages.generate_image(
             composed, phase(progress, 0, phases), cacheable=payload.cacheable, record=record
@@ -178,6 +205,55 @@ class GenerateKind:
         data["enhance"] = [d.data for d in done]
         return JobResult(images=(versions[-1], *versions[:-1]), data=data)
 
+    async def _run_family(
+        self,
+        payload: GeneratePayload,
+        composed: ComposedRequest,
+        stages: Stages,
+        progress: ProgressFn,
+        record: Mapping[str, Any],
+    ) -> JobResult:
+        """``count`` images queued together (one batch when they share a batch key), then each one's enhance
+        steps. ``images`` holds the final image of each member in seed order, then the earlier versions."""
+        base = composed.request
+        family = [
+            ComposedRequest(
+                replace(base, seed=family_seed(base.seed, i)), digest, uuid.uuid4().hex, backend=composed.backend
+            )
+            for i, digest in enumerate(payload.hashes)
+        ]
+        steps = parse_steps(payload.enhance)
+        phases = 1 + len(steps) * len(family)
+        ids = await stages.generate_family(
+            family, phase(progress, 0, phases), cacheable=payload.cacheable, record=record
+        )
+        members: list[dict[str, Any]] = []
+        finals: list[str] = []
+        derived: list[str] = []
+        for n, (image_id, member) in enumerate(zip(ids, family, strict=True)):
+            entry: dict[str, Any] = {
+                "seed": member.request.seed,
+                "image_id": image_id,
+                "request_hash": member.request_hash,
+            }
+            if steps:
+                done = await run_steps(image_id, steps, stages, progress, first_phase=1 + n * len(steps), phases=phases)
+                entry["versions"] = [image_id, *(d.image_id for d in done)]
+                entry["enhance"] = [d.data for d in done]
+                entry["image_id"] = done[-1].image_id
+                derived.extend(entry["versions"][:-1])
+            finals.append(entry["image_id"])
+            members.append(entry)
+        data: dict[str, Any] = {
+            "request_hash": payload.request_hash,
+            "seed": base.seed,
+            "seeds": [m["seed"] for m in members],
+            "family": members,
+        }
+        if payload.theme is not None:
+            data["theme"] = payload.theme
+        return JobResult(images=(*finals, *derived), data=data)
+
     def referenced_assets(self, payload: Mapping[str, Any]) -> set[str]:
         parsed = GeneratePayload.model_validate(payload)
         return {sha for sha in (parsed.init_image, parsed.control_image) if sha is not None}
@@ -186,3 +262,8 @@ class GenerateKind:
 def generation_fields(request: GenerationRequest) -> dict[str, Any]:
     """The JSON form of a composed request; its images travel by content hash beside it."""
     return {f.name: getattr(request, f.name) for f in fields(request) if f.name not in ("init_image", "control_image")}
+
+
+def family_seed(seed: int, index: int) -> int:
+    """The seed of member ``index`` of a family whose first seed is ``seed`` (consecutive, below 2**63)."""
+    return (seed + index) % 2**63
