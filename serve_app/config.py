@@ -268,6 +268,9 @@ class QuotaConfig(_Section):
     concurrent_jobs: int | None = Field(
         32, ge=1, description="A tenant's jobs queued or running at once; one more is a 429 until one ends."
     )
+    max_priority: int | None = Field(
+        None, ge=-100, le=100, description="Highest job priority the key may ask for; None: jobs.max_client_priority."
+    )
 
 
 class AuthConfig(_Section):

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from pipelines.encode import FORMATS
 from serve_app.api.deps import ImagesDep, JobsDep
-from serve_app.api.job_routes import WEBHOOK
+from serve_app.api.job_routes import WEBHOOK, WEBHOOK_ON_START
 from serve_app.api.protocol import GenerateImageRequest, JobResponse
 from serve_app.api.responses import accept_job
 from serve_app.errors import BODY_ERRORS, error_responses
@@ -104,6 +104,7 @@ async def submit_job(
     ] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     webhook_url: WEBHOOK = None,
+    webhook_on_start: WEBHOOK_ON_START = False,
 ) -> Response:
     """Commits the job before answering 202 with its id and links (`Location` points at it). With
     `wait=S`, answers 200 with the finished job if it finishes within S seconds. The same
@@ -119,4 +120,5 @@ async def submit_job(
         idempotency_key=idempotency_key,
         deadline_s=deadline_s,
         webhook_url=webhook_url,
+        webhook_on_start=webhook_on_start,
     )

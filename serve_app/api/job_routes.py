@@ -40,6 +40,9 @@ WEBHOOK = Annotated[
         "LIMNER_WEBHOOK_SECRET on the service.",
     ),
 ]
+WEBHOOK_ON_START = Annotated[
+    bool, Query(description="Also POST `job.started` to `webhook_url` each time an attempt starts.")
+]
 
 
 def add_job_route(
@@ -78,6 +81,7 @@ def add_job_route(
             priority=kwargs["priority"],
             idempotency_key=kwargs["idempotency_key"],
             webhook_url=kwargs["webhook_url"],
+            webhook_on_start=kwargs["webhook_on_start"],
         )
 
     keyword = inspect.Parameter.KEYWORD_ONLY
@@ -90,6 +94,7 @@ def add_job_route(
         inspect.Parameter("priority", keyword, annotation=_PRIORITY, default=None),
         inspect.Parameter("idempotency_key", keyword, annotation=_IDEMPOTENCY, default=None),
         inspect.Parameter("webhook_url", keyword, annotation=WEBHOOK, default=None),
+        inspect.Parameter("webhook_on_start", keyword, annotation=WEBHOOK_ON_START, default=False),
     ]
     endpoint.__signature__ = inspect.Signature(parameters, return_annotation=JSONResponse)  # type: ignore[attr-defined]
     endpoint.__name__ = f"submit_{kind}"

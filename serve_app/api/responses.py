@@ -168,15 +168,16 @@ async def accept_job(
     idempotency_key: str | None,
     deadline_s: float | None = None,
     webhook_url: str | None = None,
+    webhook_on_start: bool = False,
 ) -> JSONResponse:
     """Submits a job of ``kind`` as a kind's ``POST`` route does, and answers it: 202 with the job and a
     ``Location``, or 200 with the finished job when it finishes within ``wait`` seconds.
 
     Raises:
         InvalidRequest: ``priority`` is above ``jobs.max_client_priority`` (what runs above it is the
-            installation's: no HTTP client outranks it).
+            installation's: no HTTP client outranks it), or above the caller's key's ``max_priority``.
     """
-    cap = jobs.config.max_client_priority
+    cap = jobs.max_priority()
     if priority is not None and priority > cap:
         raise InvalidRequest(f"priority={priority} is not allowed: at most {cap}", param="priority")
     options = SubmitOptions(
@@ -184,6 +185,7 @@ async def accept_job(
         idempotency_key=idempotency_key,
         deadline_s=deadline_s,
         webhook_url=webhook_url,
+        webhook_on_start=webhook_on_start,
     )
     job, _ = await jobs.submit(kind, request, options)
     status = 202

@@ -249,6 +249,15 @@ class TenantQuotas:
                 metrics().rate_limited("images")
                 raise RateLimited("This tenant has used its images for the day.", headers=headers([decision]))
 
+    def max_priority(self, default: int) -> int:
+        """The highest priority the current caller may ask for: ``default`` (``jobs.max_client_priority``), or
+        less when its key's ``max_priority`` says so."""
+        principal = current_principal()
+        if principal is None:
+            return default
+        own = limits_of(self._config, principal.limits).max_priority
+        return default if own is None else min(default, own)
+
     async def _active_jobs(self, tenant: str) -> int:
         from serve_app.db.models import Job, JobStatus
 

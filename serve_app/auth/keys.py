@@ -33,7 +33,15 @@ KEY_PREFIX = "lmn_"
 _PREFIX_LEN = 12  # "lmn_" and 8 characters: 48 bits, enough to tell a service's keys apart, useless to guess
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _LIMIT_FIELDS = frozenset(
-    {"generate_per_min", "read_per_min", "write_per_min", "admin_per_min", "images_per_day", "concurrent_jobs"}
+    {
+        "generate_per_min",
+        "read_per_min",
+        "write_per_min",
+        "admin_per_min",
+        "images_per_day",
+        "concurrent_jobs",
+        "max_priority",
+    }
 )
 
 
@@ -179,8 +187,12 @@ class SqlKeyStore:
         unknown = sorted(set(overrides) - _LIMIT_FIELDS)
         if unknown:
             raise ValueError(f"unknown limit(s) {', '.join(unknown)}; known: {', '.join(sorted(_LIMIT_FIELDS))}")
-        if any(v is not None and (not isinstance(v, int) or v < 1) for v in overrides.values()):
+        counts = {k: v for k, v in overrides.items() if k != "max_priority"}
+        if any(v is not None and (not isinstance(v, int) or v < 1) for v in counts.values()):
             raise ValueError("a limit is a whole number >= 1, or none")
+        top = overrides.get("max_priority")
+        if top is not None and (not isinstance(top, int) or not -100 <= top <= 100):
+            raise ValueError("max_priority is a whole number from -100 to 100, or none")
         key = new_key()
         row = ApiKey(
             id=key_id,

@@ -108,6 +108,12 @@ class JobService:
 
     # -- accept -----------------------------------------------------------------------------------------
 
+    def max_priority(self) -> int:
+        """The highest priority the current caller may ask for (``jobs.max_client_priority``, or its key's
+        ``max_priority`` when lower)."""
+        cap = self.config.max_client_priority
+        return cap if self.quotas is None else int(self.quotas.max_priority(cap))
+
     async def submit(
         self, kind: str, request: Any, options: SubmitOptions = SubmitOptions()
     ) -> tuple[JobRecord, KindPayload]:
@@ -122,6 +128,8 @@ class JobService:
             Overloaded: The queue is full.
             RateLimited: The caller's tenant is at its concurrent jobs or has used its day (``auth.limits``).
         """
+        if options.webhook_on_start and options.webhook_url is None:
+            raise InvalidRequest("webhook_on_start needs a webhook_url to POST to", param="webhook_on_start")
         if options.webhook_url is not None:
             if self.webhook_hosts is None:
                 raise InvalidRequest(

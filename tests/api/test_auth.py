@@ -302,3 +302,14 @@ def test_json_log_lines_of_a_keyed_request_name_its_tenant_and_never_its_key(key
     assert mine and all(line["tenant"] == "logged-guild" for line in mine), lines
     assert all(line["route"] == "/api/v2/images/jobs/{job_id}" and line.get("request_id") for line in mine)
     assert key not in out.getvalue()
+
+
+def test_a_keys_max_priority_caps_what_it_may_ask_for(keyed: tuple[TestClient, Keys]) -> None:
+    client, keys = keyed
+    low, _ = keys.make(["images:generate"], limits={"max_priority": 5})
+    plain, _ = keys.make(["images:generate"])
+    body = {"prompt": "a prioritised banner", "width": 64, "height": 64, "steps": 2}
+    refused = client.post(JOBS, params={"priority": 6}, json=body, headers={"X-API-Key": low})
+    assert "at most 5" in _error(refused, 422)["message"] and _error(refused, 422)["param"] == "priority"
+    assert client.post(JOBS, params={"priority": 5}, json=body, headers={"X-API-Key": low}).status_code == 202
+    assert client.post(JOBS, params={"priority": 6}, json=body, headers={"X-API-Key": plain}).status_code == 202

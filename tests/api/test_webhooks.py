@@ -104,3 +104,22 @@ def test_a_tenants_deliveries_are_signed_with_its_own_secret(local: Any, tmp_pat
     tenant_secret = "whsec_" + base64.b64encode(derived).decode()
     assert _standard_webhooks_verify(tenant_secret, got.headers, got.body)
     assert not _standard_webhooks_verify(SECRET, got.headers, got.body)  # not the service's own secret
+
+
+def test_a_job_can_ask_to_be_told_when_it_starts_too(hooked: TestClient) -> None:
+    with Receiver([200, 200]) as receiver:
+        body = {"prompt": "a told lantern", "width": 64, "height": 64, "steps": 2, "seed": 6}
+        params = {"wait": 120, "webhook_url": receiver.url, "webhook_on_start": "true"}
+        r = hooked.post(JOBS, params=params, json=body)
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    events = sorted(got.json["type"] for got in receiver.received)
+    assert events == ["job.started", "job.succeeded"]
+    ids = {got.headers["webhook-id"] for got in receiver.received}
+    assert len(ids) == 2  # two messages, each its own id
+    started = next(got.json["data"] for got in receiver.received if got.json["type"] == "job.started")
+    assert started["id"] == r.json()["id"]
+    unasked = hooked.post(JOBS, params={"webhook_on_start": "true"}, json=body)
+    assert unasked.status_code == 422 and unasked.json()["error"]["param"] == "webhook_on_start"
