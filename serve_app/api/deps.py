@@ -1,6 +1,7 @@
 """FastAPI dependencies: the edge the app was created with, and typed shortcuts to its services.
 
-Routers import from here, never from ``api/app.py`` (which imports the routers).
+Routers import from here, never from ``api/app.py`` (which imports the routers). Each is ``async def``: FastAPI runs
+a plain ``def`` dependency in its thread pool, a thread hop per dependency per request for a getter.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from serve_app.themes.service import ThemeService
 __all__ = ["EdgeDep", "ImagesDep", "JobsDep", "ThemesDep", "get_edge", "get_images", "get_jobs", "get_themes"]
 
 
-def get_edge(request: Request) -> Edge:
+async def get_edge(request: Request) -> Edge:
     """The :class:`~serve_app.runtime.Edge` stored on the app (``app.state.edge``)."""
     edge: Edge = request.app.state.edge
     return edge
@@ -26,11 +27,11 @@ def get_edge(request: Request) -> Edge:
 EdgeDep = Annotated[Edge, Depends(get_edge)]
 
 
-def get_jobs(edge: EdgeDep) -> JobService:
+async def get_jobs(edge: EdgeDep) -> JobService:
     return edge.jobs
 
 
-def get_images(edge: EdgeDep) -> ImageService:
+async def get_images(edge: EdgeDep) -> ImageService:
     return edge.images
 
 
@@ -38,7 +39,7 @@ JobsDep = Annotated[JobService, Depends(get_jobs)]
 ImagesDep = Annotated[ImageService, Depends(get_images)]
 
 
-def get_themes(edge: EdgeDep) -> ThemeService:
+async def get_themes(edge: EdgeDep) -> ThemeService:
     return edge.themes
 
 
