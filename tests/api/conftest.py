@@ -83,8 +83,12 @@ class Local:
             yield item
 
     def hold(self, prompts: Iterable[str]) -> None:
-        """Jobs with these prompts stay running after their first step until :meth:`release`."""
+        """Jobs with these prompts stay running after their first step until :meth:`release` (callable from the
+        test's thread: the gate an earlier release opened is closed again first, on the app's loop)."""
         self.held |= set(prompts)
+        if self._loop is not None and self._gate is not None and not self._loop.is_closed():
+            if self._gate.is_set():
+                self._loop.call_soon_threadsafe(self._gate.clear)
 
     def release(self) -> None:
         """Lets every held job go on (callable from the test's thread)."""

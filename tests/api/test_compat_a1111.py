@@ -160,12 +160,13 @@ def test_webuiapi_img2img(api: Any) -> None:
 def test_webuiapi_progress_and_interrupt(api: Any, served: Served, stop: str) -> None:
     idle = api.get_progress()
     assert idle["progress"] == 0 and idle["state"]["job_count"] == 0
-    served.local.hold(["a held lantern"])
+    prompt = f"a held lantern to {stop}"  # each case its own request: never the other's cached image
+    served.local.hold([prompt])
     answer: dict[str, Any] = {}
 
     def generate() -> None:
         try:
-            answer["result"] = api.txt2img(prompt="a held lantern", seed=5, width=64, height=64)
+            answer["result"] = api.txt2img(prompt=prompt, seed=5, width=64, height=64)
         except Exception as exc:  # reported below
             answer["error"] = exc
 
