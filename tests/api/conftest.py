@@ -5,6 +5,7 @@ composer and generator classes on the tiny model. No Ray."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from deployments.composer import Composer
 from deployments.generator import Generator
 from serve_app.api.app import create_api
+from serve_app.auth.keys import SqlKeyStore
 from serve_app.config import (
     AppConfig,
     AuthConfig,
@@ -25,6 +27,7 @@ from serve_app.config import (
     IngressConfig,
     JobsConfig,
     MapsConfig,
+    QuotaConfig,
     RemoteConfig,
     Settings,
     WebhooksConfig,
@@ -152,6 +155,35 @@ def client(local: Local, tmp_path: Path) -> Iterator[TestClient]:
         yield c
 
 
+class Keys:
+    """Makes keys in the test app's database, on the app's own event loop."""
+
+    def __init__(self, local: Local, portal: Any) -> None:
+        self._local = local
+        self._portal = portal
+
+    def make(self, scopes: list[str], **kwargs: Any) -> tuple[str, Any]:
+        store = SqlKeyStore(self._local.edge.services.engine)
+        return self._portal.call(lambda: store.create(f"test-{uuid.uuid4().hex[:6]}", scopes, **kwargs))
+
+    def revoke(self, key_id: uuid.UUID) -> None:
+        store = SqlKeyStore(self._local.edge.services.engine)
+        self._portal.call(lambda: store.revoke(key_id))
+
+
+@pytest.fixture
+def keyed(local: Local, tmp_path: Path) -> Iterator[tuple[TestClient, Keys]]:
+    local.ready = True
+    local.settings = Settings(data_dir=str(tmp_path / "data"))
+    local.auth = AuthConfig(mode="keys", limits=QuotaConfig(read_per_min=None, generate_per_min=None))
+    try:
+        with TestClient(create_api_lazily(local)) as client:
+            assert client.portal is not None
+            yield client, Keys(local, client.portal)
+    finally:
+        local.auth = None
+
+
 def create_api_lazily(local: Local) -> Any:
     """The app, with the services opened on the test client's event loop (startup) and closed after."""
     from contextlib import asynccontextmanager
@@ -172,4 +204,4 @@ def create_api_lazily(local: Local) -> Any:
     return app
 
 
-__all__ = ["Local", "asyncio"]
+__all__ = ["Keys", "Local", "asyncio"]

@@ -12,7 +12,6 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serve_app.api.app import create_api
-from serve_app.auth.keys import SqlKeyStore
 from serve_app.auth.scopes import ADMIN, ROUTE_SCOPES, SCOPES
 from serve_app.config import AuthConfig, QuotaConfig, Settings
-from tests.api.conftest import Local, create_api_lazily
+from tests.api.conftest import Keys, Local, create_api_lazily
 from tests.services import DEFAULT_REDIS_URL
 
 JOBS = "/api/v2/images/jobs"
@@ -56,35 +54,6 @@ def test_every_route_that_needs_a_key_documents_the_guards_answers() -> None:
 
 def _url(template: str) -> str:
     return _PARAM.sub(lambda m: _FILL.get(m.group(1), str(uuid.uuid4())), template)
-
-
-class Keys:
-    """Makes keys in the test app's database, on the app's own event loop."""
-
-    def __init__(self, local: Local, portal: Any) -> None:
-        self._local = local
-        self._portal = portal
-
-    def make(self, scopes: list[str], **kwargs: Any) -> tuple[str, Any]:
-        store = SqlKeyStore(self._local.edge.services.engine)
-        return self._portal.call(lambda: store.create(f"test-{uuid.uuid4().hex[:6]}", scopes, **kwargs))
-
-    def revoke(self, key_id: uuid.UUID) -> None:
-        store = SqlKeyStore(self._local.edge.services.engine)
-        self._portal.call(lambda: store.revoke(key_id))
-
-
-@pytest.fixture
-def keyed(local: Local, tmp_path: Path) -> Iterator[tuple[TestClient, Keys]]:
-    local.ready = True
-    local.settings = Settings(data_dir=str(tmp_path / "data"))
-    local.auth = AuthConfig(mode="keys", limits=QuotaConfig(read_per_min=None, generate_per_min=None))
-    try:
-        with TestClient(create_api_lazily(local)) as client:
-            assert client.portal is not None
-            yield client, Keys(local, client.portal)
-    finally:
-        local.auth = None
 
 
 def _error(response: Any, status: int) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from serve_app.config import AuthConfig, JobsConfig, QuotaConfig, Settings
+from serve_app.config import JobsConfig, Settings
 from tests.api.conftest import Local, create_api_lazily
 
 webuiapi = pytest.importorskip("webuiapi")
@@ -536,20 +536,6 @@ def test_aiya_replay(client: TestClient) -> None:
 
 
 # -- auth -----------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def keyed(local: Local, tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
-    from tests.api.test_auth import Keys
-
-    local.settings = Settings(data_dir=str(tmp_path / "data"))
-    local.auth = AuthConfig(mode="keys", limits=QuotaConfig(read_per_min=None, generate_per_min=None))
-    try:
-        with TestClient(create_api_lazily(local)) as client:
-            assert client.portal is not None
-            yield client, Keys(local, client.portal)
-    finally:
-        local.auth = None
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
