@@ -62,6 +62,7 @@ class Local:
         self.remote: RemoteConfig | None = None  # the paid APIs (tests point them at tests/remote_fakes)
         self.webhook_secret: str | None = None  # webhooks on (to 127.0.0.1) when set
         self.cors_origins: list[str] = []  # browser origins allowed (none: no CORS headers)
+        self.poll_interval_s = 0.05  # the dispatcher's claim poll
         self.auth: AuthConfig | None = None  # the auth section (None: the default, off on this loopback edge)
 
         self.edge: Edge
@@ -102,11 +103,11 @@ class Local:
     async def readiness(self) -> dict[str, Any] | None:
         return await self.generator.ready() if self.ready else None  # type: ignore[no-any-return]
 
-    async def open(self) -> None:
-        self._loop, self._gate = asyncio.get_running_loop(), asyncio.Event()
+    def app_config(self) -> AppConfig:
+        """The app config :meth:`open` builds the edge with (subclasses change it)."""
         # Tactical maps generate their background at about 128 x 96 here, and repaints (hires tiles, faces) run
         # at 64 x 64: the tiny model, fast on CPU.
-        config = AppConfig(
+        return AppConfig(
             jobs=self.jobs_config,
             maps=MapsConfig(base_pixels=128 * 96),
             enhancer=EnhancerConfig(native_size=64, max_pixels=1024 * 1024),
@@ -115,6 +116,10 @@ class Local:
             auth=self.auth or AuthConfig(),
             webhooks=WebhooksConfig(allow_hosts=["127.0.0.1"], backoff_base_s=0.05, backoff_cap_s=0.1, poll_s=0.05),
         )
+
+    async def open(self) -> None:
+        self._loop, self._gate = asyncio.get_running_loop(), asyncio.Event()
+        config = self.app_config()
         services = await open_services(config, self.settings)
         handles = Handles(
             compose=self.composer.compose,
@@ -128,7 +133,7 @@ class Local:
             services,
             handles,
             kinds=self.kinds,
-            poll_interval_s=0.05,
+            poll_interval_s=self.poll_interval_s,
             model_cache=str(self.model_cache),
             webhook_secret=self.webhook_secret,
         )

@@ -54,8 +54,6 @@ from serve_app.config import (
     Settings,
     WebhooksConfig,
 )
-from serve_app.runtime import Handles, build_edge
-from serve_app.services import open_services
 from tests.api.conftest import Local, create_api_lazily
 
 EXAMPLES = int(os.environ.get("LIMNER_FUZZ_EXAMPLES", "12"))
@@ -116,12 +114,10 @@ class FuzzLocal(Local):
         self.generator = Generator.func_or_class(
             GeneratorConfig(model_name="tiny", warmup_sizes=[], limits=LIMITS), "tiny", str(model_cache)
         )
+        self.poll_interval_s = 0.5
 
-    async def open(self) -> None:  # Local.open with the limits and the short streams
-        import asyncio
-
-        self._loop, self._gate = asyncio.get_running_loop(), asyncio.Event()
-        config = AppConfig(
+    def app_config(self) -> AppConfig:  # Local's, with the limits and the short streams
+        return AppConfig(
             generator=GeneratorConfig(model_name="tiny", warmup_sizes=[], limits=LIMITS),
             jobs=self.jobs_config,
             maps=MapsConfig(base_pixels=128 * 96),
@@ -130,18 +126,6 @@ class FuzzLocal(Local):
             ingress=IngressConfig(sse_max_s=1.0, sse_ping_s=0.5, waiter_poll_s=0.5),
             webhooks=WebhooksConfig(allow_hosts=["127.0.0.1"], poll_s=1.0),  # off here (no secret): seldom polled
         )
-        services = await open_services(config, self.settings)
-        handles = Handles(
-            compose=self.composer.compose,
-            stream=self.stream,
-            stream_batch=self.stream_batch,
-            readiness=self.readiness,
-            generator_stats=self.generator.stats,
-        )
-        self.edge = build_edge(
-            config, services, handles, kinds=self.kinds, poll_interval_s=0.5, model_cache=str(self.model_cache)
-        )
-        await self.edge.start()
 
 
 @pytest.fixture(scope="module")
